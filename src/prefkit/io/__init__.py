@@ -1,0 +1,1 @@
+"""Reading and writing preference data: records, formats, the canonical store."""

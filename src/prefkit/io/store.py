@@ -1,0 +1,261 @@
+"""The canonical on-disk dataset: a directory of Parquet tables plus ``manifest.json``.
+
+Layout::
+
+    my_dataset/
+      manifest.json          schema version, counts, fingerprints, lineage, planted values
+      prompts.parquet        one file per table ...
+      responses/part-0.parquet, part-1.parquet   ... or a folder of shards
+
+Writes are atomic: everything is written into a hidden sibling folder which is renamed
+into place at the end, so a crash never leaves a half-written dataset behind.
+:class:`DatasetWriter` streams chunks to disk (one Parquet writer per table, a new shard
+whenever a chunk's meta columns differ), so memory stays bounded for any input size.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from prefkit import __version__
+from prefkit.dataset import Dataset, Manifest
+from prefkit.errors import PrefkitError
+from prefkit.schema import SCHEMA_VERSION, TABLES, conform, empty_table
+
+MANIFEST = "manifest.json"
+FORMAT_TAG = "prefkit-dataset"
+
+
+def is_dataset_dir(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def _tmp_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def _commit_dir(tmp: Path, path: Path, overwrite: bool) -> None:
+    if path.exists():
+        if not overwrite:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise PrefkitError(f"{path}: already exists (use overwrite / --overwrite to replace it)")
+        old = _tmp_sibling(path)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
+    else:
+        os.replace(tmp, path)
+
+
+class DatasetWriter:
+    """Stream table chunks into a new canonical dataset directory.
+
+    Use as a context manager; on error the partial output is removed and nothing appears
+    at ``path``. Prompts, responses and annotators are de-duplicated by id across chunks.
+    """
+
+    def __init__(self, path: str | Path, *, overwrite: bool = False, manifest: Manifest | None = None):
+        self.path = Path(path)
+        self.overwrite = overwrite
+        self.manifest = manifest or Manifest()
+        if self.path.exists() and not overwrite:
+            raise PrefkitError(f"{self.path}: already exists (use --overwrite to replace it)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = _tmp_sibling(self.path)
+        self._tmp.mkdir()
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        self._shards: dict[str, list[Path]] = {name: [] for name in TABLES}
+        self._rows = dict.fromkeys(TABLES, 0)
+        self._seen: dict[str, set[str]] = {"prompts": set(), "responses": set(), "annotators": set()}
+        self.dataset: Dataset | None = None
+
+    def write(self, chunk: dict[str, pa.Table]) -> None:
+        for name, table in chunk.items():
+            table = conform(name, table)
+            seen = self._seen.get(name)
+            if seen is not None and table.num_rows:
+                table = _drop_seen(table, name, seen)
+            if table.num_rows == 0:
+                continue
+            writer = self._writers.get(name)
+            if writer is not None and writer.schema != table.schema:
+                writer.close()
+                writer = None
+            if writer is None:
+                folder = self._tmp / name
+                folder.mkdir(exist_ok=True)
+                shard = folder / f"part-{len(self._shards[name]):05d}.parquet"
+                writer = pq.ParquetWriter(shard, table.schema, compression="zstd")
+                self._writers[name] = writer
+                self._shards[name].append(shard)
+            writer.write_table(table, row_group_size=64_000)
+            self._rows[name] += table.num_rows
+
+    def close(self) -> Dataset:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+        files: dict[str, list[Path]] = {}
+        for name in TABLES:
+            shards = self._shards[name]
+            if len(shards) == 1:
+                single = self._tmp / f"{name}.parquet"
+                os.replace(shards[0], single)
+                shards[0].parent.rmdir()
+                shards = [single]
+            elif not shards:
+                single = self._tmp / f"{name}.parquet"
+                pq.write_table(empty_table(name), single)
+                shards = [single]
+            files[name] = shards
+        tmp_ds = Dataset(files, self.manifest)
+        _write_manifest(tmp_ds, self._tmp)
+        _commit_dir(self._tmp, self.path, self.overwrite)
+        self.dataset = load_dataset_dir(self.path)
+        return self.dataset
+
+    def abort(self) -> None:
+        for writer in self._writers.values():
+            try:
+                writer.close()
+            except Exception:  # already failing; the folder is removed below
+                pass
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _drop_seen(table: pa.Table, name: str, seen: set[str]) -> pa.Table:
+    key = {"prompts": "prompt_id", "responses": "response_id", "annotators": "annotator_id"}[name]
+    ids = table.column(key).to_pylist()
+    keep = []
+    for i, k in enumerate(ids):
+        if k not in seen:
+            seen.add(k)
+            keep.append(i)
+    return table if len(keep) == len(ids) else table.take(pa.array(keep, pa.int64()))
+
+
+def _write_manifest(ds: Dataset, folder: Path) -> dict[str, Any]:
+    tables = {}
+    for name in TABLES:
+        value = ds._tables[name]
+        if isinstance(value, pa.Table):
+            rel = [f"{name}.parquet"]
+        else:
+            rel = [str(Path(p).relative_to(folder)) for p in value]
+        tables[name] = rel
+    body = {
+        "format": FORMAT_TAG,
+        "schema_version": SCHEMA_VERSION,
+        "prefkit_version": __version__,
+        "counts": ds.counts(),
+        "kinds": ds.kinds(),
+        "fingerprint": ds.fingerprint(),
+        "table_fingerprints": ds.table_fingerprints(),
+        "tables": tables,
+        **ds.manifest.to_dict(),
+    }
+    (folder / MANIFEST).write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    return body
+
+
+def save(ds: Dataset, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``ds`` as a canonical dataset directory at ``path``, atomically."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise PrefkitError(f"{path}: already exists (use overwrite=True / --overwrite to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    tmp.mkdir()
+    try:
+        files = {}
+        for name in TABLES:
+            target = tmp / f"{name}.parquet"
+            value = ds._tables[name]
+            if isinstance(value, pa.Table):
+                pq.write_table(value, target, compression="zstd", row_group_size=64_000)
+                files[name] = [target]
+            elif len(value) == 1:
+                shutil.copyfile(value[0], target)
+                files[name] = [target]
+            else:
+                (tmp / name).mkdir()
+                files[name] = []
+                for i, p in enumerate(value):
+                    shard = tmp / name / f"part-{i:05d}.parquet"
+                    shutil.copyfile(p, shard)
+                    files[name].append(shard)
+        _write_manifest(Dataset(files, ds.manifest), tmp)
+        _commit_dir(tmp, path, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        body = orjson.loads((path / MANIFEST).read_bytes())
+    except FileNotFoundError:
+        raise PrefkitError(f"{path}: not a prefkit dataset (no {MANIFEST})") from None
+    except orjson.JSONDecodeError as exc:
+        raise PrefkitError(f"{path / MANIFEST}: malformed JSON ({exc})") from None
+    if not isinstance(body, dict) or body.get("format") != FORMAT_TAG:
+        raise PrefkitError(f"{path / MANIFEST}: not a prefkit manifest (field 'format')")
+    version = body.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise PrefkitError(
+            f"{path / MANIFEST}: field 'schema_version' is {version!r}; this prefkit reads up to "
+            f"{SCHEMA_VERSION} (upgrade prefkit)"
+        )
+    return body
+
+
+def load_dataset_dir(path: str | Path) -> Dataset:
+    """Open a canonical dataset directory (tables stay on disk until used)."""
+    path = Path(path)
+    body = read_manifest(path)
+    files: dict[str, list[Path]] = {}
+    for name in TABLES:
+        listed = body.get("tables", {}).get(name)
+        if listed is None:
+            single, folder = path / f"{name}.parquet", path / name
+            listed = [single.name] if single.exists() else sorted(
+                str(p.relative_to(path)) for p in folder.glob("*.parquet")
+            )
+        paths = [path / p for p in listed]
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise PrefkitError(f"{path}: table {name!r} is missing file(s) {missing}")
+        files[name] = paths
+    return Dataset(files, Manifest.from_dict(body))
+
+
+def write_chunks(chunks: Iterable[dict[str, pa.Table]], path: str | Path, **kw: Any) -> Dataset:
+    """Stream ``chunks`` into a new dataset directory; returns the opened dataset."""
+    with DatasetWriter(path, **kw) as writer:
+        for chunk in chunks:
+            writer.write(chunk)
+    assert writer.dataset is not None
+    return writer.dataset

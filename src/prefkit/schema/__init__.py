@@ -1,0 +1,43 @@
+"""The data model: table schemas, outcome encoding, ids and validation (no I/O)."""
+
+from prefkit.schema.tables import (
+    A_WINS,
+    ANNOTATOR_KINDS,
+    B_WINS,
+    CORE,
+    ID_COLUMN,
+    OUTCOMES,
+    SCHEMA_VERSION,
+    TABLES,
+    TIE,
+    TIE_KINDS,
+    SchemaError,
+    TableBuilder,
+    concat,
+    conform,
+    empty_table,
+    messages,
+    meta_columns,
+    text_of,
+)
+
+__all__ = [
+    "A_WINS",
+    "ANNOTATOR_KINDS",
+    "B_WINS",
+    "CORE",
+    "ID_COLUMN",
+    "OUTCOMES",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "TIE",
+    "TIE_KINDS",
+    "SchemaError",
+    "TableBuilder",
+    "concat",
+    "conform",
+    "empty_table",
+    "messages",
+    "meta_columns",
+    "text_of",
+]

@@ -1,0 +1,389 @@
+"""Flat views of a dataset: training pairs, arena battles and ranked lists.
+
+A flat ``(prompt, chosen, rejected)`` table is a *view* of the canonical tables. Turning
+ties, several judges per pair, rankings and ratings into pairs needs a decision, and the
+decision is always an explicit argument: a view whose data calls for a policy that was
+not given raises :class:`~prefkit.errors.PrefkitError` saying which, never picking one
+silently.
+
+The views are DuckDB queries over the tables (in memory or Parquet on disk), so they
+stream and spill rather than hold every text in Python.
+
+Pair strategies for rankings and ratings follow the usual recipes:
+
+* ``all``            every pair from different tiers / with a score gap above ``margin``
+                     (as in the Plackett–Luce to pairwise reduction used by OASST reward
+                     models and RankDPO)
+* ``adjacent``       consecutive tiers / consecutive distinct scores only
+* ``best_vs_worst``  the top response against the bottom one (UltraFeedback binarization,
+                     Cui et al. 2023, "UltraFeedback")
+* ``best_vs_rest``   the top response against each other one (Curry-DPO style pairs,
+                     Pattnaik et al. 2024)
+
+``strength`` is the tier gap for rankings, the score gap for ratings, the judge's own
+strength for single judgments and the vote share of the winner under ``majority``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from prefkit.engine import connect, row, scalar
+import pyarrow as pa
+
+from prefkit.errors import PrefkitError
+
+if TYPE_CHECKING:
+    from prefkit.dataset import Dataset
+
+TIES = ("drop", "error")
+BATTLE_TIES = ("keep", "drop")
+ANNOTATORS = ("each", "majority", "unanimous")
+PAIR_STRATEGIES = ("all", "adjacent", "best_vs_worst", "best_vs_rest")
+LIST_SOURCES = ("rankings", "scores")
+
+
+def _check(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise PrefkitError(f"{name}={value!r} is not a policy; choose one of {', '.join(allowed)}")
+
+
+def _connect(ds: Dataset) -> duckdb.DuckDBPyConnection:
+    con = connect()
+    for name in ("prompts", "responses", "judgments", "rankings"):
+        con.register(f"_{name}", ds.relation(con, name))
+    return con
+
+
+# --- SQL fragments ----------------------------------------------------------------------------
+_TEXT = "array_to_string(list_transform(coalesce({m}, []), lambda x: coalesce(x.content, '')), '\n\n')"
+_ROLE = {"user": "Human", "assistant": "Assistant", "system": "System"}
+
+
+def _score_expr(score_key: str, alias: str = "") -> str:
+    """SQL for the value responses are ranked by: ``score`` or one named attribute."""
+    prefix = f"{alias}." if alias else ""
+    if score_key == "score":
+        return f"{prefix}score"
+    key = score_key.removeprefix("attributes.").replace("'", "''")
+    return f"element_at({prefix}attributes, '{key}')[1]"
+
+
+def _judgment_pairs(
+    con: duckdb.DuckDBPyConnection, ties: str | None, annotators: str | None
+) -> str:
+    """SQL for (prompt_id, win, lose, strength, n_votes) rows from judgments."""
+    n_ties = scalar(con, "SELECT count(*) FROM _judgments WHERE outcome = 0")
+    if n_ties and ties is None:
+        raise PrefkitError(
+            f"the dataset has {n_ties:,} tie judgments, which cannot be (chosen, rejected) pairs: "
+            "pass ties='drop' to leave them out or ties='error' to refuse"
+        )
+    if n_ties and ties == "error":
+        raise PrefkitError(f"ties='error': the dataset has {n_ties:,} tie judgments")
+    multi = scalar(
+        con,
+        """SELECT count(*) FROM (SELECT 1 FROM _judgments WHERE outcome <> 0
+           GROUP BY prompt_id, least(a, b), greatest(a, b) HAVING count(*) > 1)""",
+    )
+    if multi and annotators is None:
+        raise PrefkitError(
+            f"{multi:,} pairs were judged more than once: pass annotators='each' (one row per "
+            "judgment), 'majority' (majority vote, equal votes dropped) or 'unanimous'"
+        )
+    decisive = """SELECT prompt_id, CASE WHEN outcome > 0 THEN a ELSE b END AS win,
+                  CASE WHEN outcome > 0 THEN b ELSE a END AS lose, strength
+                  FROM _judgments WHERE outcome <> 0"""
+    if annotators in (None, "each"):
+        return f"SELECT prompt_id, win, lose, strength, 1 AS n_votes FROM ({decisive})"
+    agg = f"""SELECT prompt_id, least(win, lose) AS x, greatest(win, lose) AS y,
+                     count(*) FILTER (win = least(win, lose)) AS vx,
+                     count(*) FILTER (win <> least(win, lose)) AS vy
+              FROM ({decisive}) GROUP BY ALL"""
+    keep = "vx <> vy" if annotators == "majority" else "(vx = 0) <> (vy = 0)"
+    return f"""SELECT prompt_id, CASE WHEN vx > vy THEN x ELSE y END AS win,
+                      CASE WHEN vx > vy THEN y ELSE x END AS lose,
+                      greatest(vx, vy) / (vx + vy) AS strength, (vx + vy) AS n_votes
+               FROM ({agg}) WHERE {keep}"""
+
+
+def _tiered_pairs(tiered: str, strategy: str) -> str:
+    """Pairs from a relation (group_id, prompt_id, response_id, tier) with tier 1 = best."""
+    cond = {
+        "all": "x.tier < y.tier",
+        "adjacent": "y.tier = x.tier + 1",
+        "best_vs_worst": "x.tier = x.top AND y.tier = y.bottom AND x.tier < y.tier",
+        "best_vs_rest": "x.tier = x.top AND y.tier > x.tier",
+    }[strategy]
+    return f"""WITH t AS (SELECT *, min(tier) OVER w AS top, max(tier) OVER w AS bottom
+                         FROM ({tiered}) WINDOW w AS (PARTITION BY group_id))
+               SELECT x.prompt_id, x.response_id AS win, y.response_id AS lose,
+                      (y.gap - x.gap)::DOUBLE AS strength, 1 AS n_votes
+               FROM t x JOIN t y ON x.group_id = y.group_id AND {cond}"""
+
+
+def _ranking_tiers() -> str:
+    return """SELECT ranking_id AS group_id, prompt_id, unnest(ids) AS response_id,
+                     tier, tier AS gap
+              FROM (SELECT ranking_id, prompt_id, unnest(tiers) AS ids,
+                           generate_subscripts(tiers, 1) AS tier FROM _rankings)"""
+
+
+def _score_tiers(score_key: str) -> str:
+    # Dense rank by score (equal scores share a tier); `gap` is minus the score so that
+    # gap(lose) - gap(win) is the score difference.
+    expr = _score_expr(score_key)
+    return f"""SELECT prompt_id AS group_id, prompt_id, response_id,
+                      dense_rank() OVER (PARTITION BY prompt_id ORDER BY s DESC) AS tier,
+                      -s AS gap
+               FROM (SELECT prompt_id, response_id, {expr} AS s FROM _responses)
+               WHERE s IS NOT NULL"""
+
+
+def _need_policy(kind: str, n: int, arg: str) -> PrefkitError:
+    return PrefkitError(
+        f"the dataset has {n:,} {kind} and no policy turns them into pairs: pass {arg}= one of "
+        f"{', '.join(PAIR_STRATEGIES)} (or use them elsewhere and drop them)"
+    )
+
+
+# --- views ------------------------------------------------------------------------------------
+def to_pairs(
+    ds: Dataset,
+    *,
+    ties: str | None = None,
+    annotators: str | None = None,
+    rankings: str | None = None,
+    scores: str | None = None,
+    score_key: str = "score",
+    margin: float = 0.0,
+    conversational: bool | None = None,
+) -> pa.Table:
+    """The (prompt, chosen, rejected) view.
+
+    Parameters
+    ----------
+    ties
+        ``"drop"`` leaves tie judgments out; ``"error"`` refuses data with ties. Needed
+        only when the data has ties.
+    annotators
+        When a pair was judged more than once: ``"each"`` gives a row per judgment,
+        ``"majority"`` a row per pair won by the majority of decisive votes (equal votes
+        are dropped; strength = vote share), ``"unanimous"`` only pairs all judges agree on.
+    rankings, scores
+        Pair strategy for rankings and for scored responses: ``"all"``, ``"adjacent"``,
+        ``"best_vs_worst"`` or ``"best_vs_rest"``. Needed when the dataset has rankings or
+        scores and no judgments; when it has judgments too, rankings/scores are used only
+        if a strategy is given.
+    score_key
+        ``"score"`` or the name of an attribute (``"helpfulness"``) to rank responses by.
+    margin
+        Minimum score difference for a pair from scores.
+    conversational
+        Message lists (True) or plain strings (False); None picks lists when any prompt
+        has several turns or a system turn.
+
+    Returns
+    -------
+    pyarrow.Table
+        ``prompt_id, chosen_id, rejected_id, prompt, chosen, rejected, strength, origin,
+        n_votes``.
+    """
+    _check("ties", ties, TIES)
+    _check("annotators", annotators, ANNOTATORS)
+    _check("rankings", rankings, PAIR_STRATEGIES)
+    _check("scores", scores, PAIR_STRATEGIES)
+    con = _connect(ds)
+    n_j = scalar(con, "SELECT count(*) FROM _judgments")
+    n_r = scalar(con, "SELECT count(*) FROM _rankings")
+    n_s = scalar(con, f"SELECT count({_score_expr(score_key)}) FROM _responses")
+    parts = []
+    if n_j:
+        parts.append(
+            f"SELECT *, 'judgment' AS origin FROM ({_judgment_pairs(con, ties, annotators)})"
+        )
+    if n_r and rankings is None and not n_j:
+        raise _need_policy("rankings", n_r, "rankings")
+    if n_r and rankings:
+        parts.append(
+            f"SELECT *, 'ranking' AS origin FROM ({_tiered_pairs(_ranking_tiers(), rankings)})"
+        )
+    if n_s and scores is None and not n_j and not n_r:
+        raise _need_policy(f"scored responses ({score_key})", n_s, "scores")
+    if n_s and scores:
+        q = _tiered_pairs(_score_tiers(score_key), scores)
+        parts.append(f"SELECT *, 'score' AS origin FROM ({q}) WHERE strength > {float(margin)!r}")
+    if not parts:
+        con.close()
+        return _empty_pairs(bool(conversational))
+    if conversational is None:
+        conversational = bool(
+            scalar(
+                con,
+                """SELECT count(*) FROM _prompts WHERE len(messages) > 1
+                   OR list_contains(list_transform(messages, lambda x: x.role), 'system')""",
+            )
+        )
+    if conversational:
+        pm, cm, rm = "p.messages", "c.messages", "r.messages"
+    else:
+        pm = _prompt_text_sql("p.messages")
+        cm, rm = _TEXT.format(m="c.messages"), _TEXT.format(m="r.messages")
+    sql = f"""
+        SELECT q.prompt_id, q.win AS chosen_id, q.lose AS rejected_id,
+               {pm} AS prompt, {cm} AS chosen, {rm} AS rejected,
+               q.strength::DOUBLE AS strength, q.origin, q.n_votes::BIGINT AS n_votes
+        FROM ({" UNION ALL ".join(parts)}) q
+        LEFT JOIN _prompts p ON p.prompt_id = q.prompt_id
+        LEFT JOIN _responses c ON c.response_id = q.win
+        LEFT JOIN _responses r ON r.response_id = q.lose
+        ORDER BY q.prompt_id, chosen_id, rejected_id"""
+    out = con.sql(sql).to_arrow_table()
+    con.close()
+    return out
+
+
+def _prompt_text_sql(m: str) -> str:
+    # One user turn renders as its text; several turns render as an HH-style transcript
+    # ("Human: ...\n\nAssistant: ...") so that no turn is lost.
+    roles = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _ROLE.items())
+    transcript = (
+        f"array_to_string(list_transform({m}, lambda x: (CASE x.role {roles} ELSE x.role END) "
+        f"|| ': ' || coalesce(x.content, '')), '\n\n')"
+    )
+    return (
+        f"CASE WHEN len({m}) = 1 AND {m}[1].role = 'user' THEN {m}[1].content ELSE {transcript} END"
+    )
+
+
+def _empty_pairs(conversational: bool) -> pa.Table:
+    from prefkit.schema.tables import MESSAGES
+
+    text = MESSAGES if conversational else pa.string()
+    return pa.schema(
+        [
+            ("prompt_id", pa.string()),
+            ("chosen_id", pa.string()),
+            ("rejected_id", pa.string()),
+            ("prompt", text),
+            ("chosen", text),
+            ("rejected", text),
+            ("strength", pa.float64()),
+            ("origin", pa.string()),
+            ("n_votes", pa.int64()),
+        ]
+    ).empty_table()
+
+
+def to_battles(ds: Dataset, *, ties: str | None = None, annotators: str = "each") -> pa.Table:
+    """Arena battles: one row per judgment with the two responses' models.
+
+    Parameters
+    ----------
+    ties
+        ``"keep"`` (winner ``tie`` / ``tie (bothbad)``) or ``"drop"``; needed when the data
+        has ties.
+    annotators
+        ``"each"`` keeps every judgment (the Chatbot Arena convention); ``"majority"``
+        reduces several judgments of one pair of responses to the majority outcome
+        (equal votes become a tie).
+
+    Returns
+    -------
+    pyarrow.Table
+        ``judgment_id, prompt_id, a, b, model_a, model_b, winner, annotator_id, strength``.
+    """
+    _check("ties", ties, BATTLE_TIES)
+    _check("annotators", annotators, ("each", "majority"))
+    con = _connect(ds)
+    n_ties = scalar(con, "SELECT count(*) FROM _judgments WHERE outcome = 0")
+    if n_ties and ties is None:
+        raise PrefkitError(
+            f"the dataset has {n_ties:,} tie judgments: pass ties='keep' or ties='drop'"
+        )
+    unknown = scalar(
+        con,
+        """SELECT count(*) FROM _judgments j
+           LEFT JOIN _responses ra ON ra.response_id = j.a
+           LEFT JOIN _responses rb ON rb.response_id = j.b
+           WHERE ra.source IS NULL OR rb.source IS NULL""",
+    )
+    if unknown:
+        con.close()
+        raise PrefkitError(
+            f"{unknown:,} judgments compare responses without a source (model): battles need "
+            "responses.source to be set"
+        )
+    base = "SELECT * FROM _judgments"
+    if annotators == "majority":
+        base = """SELECT min(judgment_id) AS judgment_id, prompt_id, a, b,
+                         sign(sum(outcome))::TINYINT AS outcome, NULL::VARCHAR AS tie_kind,
+                         NULL::VARCHAR AS annotator_id, abs(avg(outcome)) AS strength
+                  FROM _judgments GROUP BY prompt_id, a, b"""
+    where = "WHERE j.outcome <> 0" if ties == "drop" else ""
+    sql = f"""
+        SELECT j.judgment_id, j.prompt_id, j.a, j.b, ra.source AS model_a, rb.source AS model_b,
+               CASE WHEN j.outcome > 0 THEN 'model_a' WHEN j.outcome < 0 THEN 'model_b'
+                    WHEN j.tie_kind = 'bad' THEN 'tie (bothbad)' ELSE 'tie' END AS winner,
+               j.annotator_id, j.strength::DOUBLE AS strength
+        FROM ({base}) j
+        JOIN _responses ra ON ra.response_id = j.a
+        JOIN _responses rb ON rb.response_id = j.b
+        {where}
+        ORDER BY j.judgment_id"""
+    out = con.sql(sql).to_arrow_table()
+    con.close()
+    return out
+
+
+def to_lists(ds: Dataset, *, source: str | None = None, score_key: str = "score") -> pa.Table:
+    """Ranked lists: one row per ranking (``source="rankings"``) or per prompt with scored
+    responses (``source="scores"``), responses ordered best first.
+
+    Returns
+    -------
+    pyarrow.Table
+        ``prompt_id, prompt, prompt_messages, response_ids, responses, ranks, scores,
+        sources, annotator_id, ranking_id``; ``ranks`` start at 1 and tied responses share
+        one.
+    """
+    _check("source", source, LIST_SOURCES)
+    con = _connect(ds)
+    n_r = scalar(con, "SELECT count(*) FROM _rankings")
+    expr = _score_expr(score_key)
+    n_s = scalar(con, f"SELECT count({expr}) FROM _responses")
+    if source is None:
+        if n_r and n_s:
+            raise PrefkitError(
+                f"the dataset has {n_r:,} rankings and {n_s:,} scored responses: pass "
+                "source='rankings' or source='scores'"
+            )
+        source = "rankings" if n_r else "scores"
+    if source == "rankings":
+        items = """SELECT ranking_id, prompt_id, annotator_id, unnest(ids) AS response_id, tier AS rank
+                   FROM (SELECT *, unnest(tiers) AS ids, generate_subscripts(tiers, 1) AS tier
+                         FROM _rankings)"""
+    else:
+        items = f"""SELECT NULL::VARCHAR AS ranking_id, prompt_id, NULL::VARCHAR AS annotator_id,
+                           response_id,
+                           dense_rank() OVER (PARTITION BY prompt_id ORDER BY {expr} DESC) AS rank
+                    FROM _responses WHERE {expr} IS NOT NULL"""
+    sql = f"""
+        SELECT i.prompt_id, any_value({_prompt_text_sql("p.messages")}) AS prompt,
+               any_value(p.messages) AS prompt_messages,
+               list(i.response_id ORDER BY i.rank, i.response_id) AS response_ids,
+               list({_TEXT.format(m="r.messages")} ORDER BY i.rank, i.response_id) AS responses,
+               list(i.rank::INTEGER ORDER BY i.rank, i.response_id) AS ranks,
+               list({_score_expr(score_key, "r")} ORDER BY i.rank, i.response_id) AS scores,
+               list(r.source ORDER BY i.rank, i.response_id) AS sources,
+               any_value(i.annotator_id) AS annotator_id, i.ranking_id
+        FROM ({items}) i
+        LEFT JOIN _prompts p ON p.prompt_id = i.prompt_id
+        LEFT JOIN _responses r ON r.response_id = i.response_id
+        GROUP BY i.prompt_id, i.ranking_id
+        ORDER BY i.prompt_id, i.ranking_id"""
+    out = con.sql(sql).to_arrow_table()
+    con.close()
+    return out
