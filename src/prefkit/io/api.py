@@ -226,7 +226,9 @@ def _load_hub(
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto ``path`` only on success."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    # Keep the suffixes so writers can tell the container from the name.
+    stem, dot, suffixes = path.name.partition(".")
+    tmp = path.with_name(f".{stem}.tmp-{uuid.uuid4().hex[:8]}{dot}{suffixes}")
     try:
         yield tmp
         os.replace(tmp, path)

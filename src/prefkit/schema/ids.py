@@ -29,10 +29,16 @@ def prompt_id(messages: Sequence[Mapping[str, Any]], context: Mapping[str, Any] 
 
 
 def response_id(
-    prompt: str, messages: Sequence[Mapping[str, Any]], source: str | None = None
+    prompt: str,
+    messages: Sequence[Mapping[str, Any]],
+    source: str | None = None,
+    media: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
-    """Id of a response: a hash of its prompt id, its turns and who wrote it."""
-    return RESPONSE_PREFIX + _digest([prompt, messages, source])
+    """Id of a response: a hash of its prompt id, its turns, who wrote it and its media."""
+    payload: list[Any] = [prompt, messages, source]
+    if media:
+        payload.append(media)
+    return RESPONSE_PREFIX + _digest(payload)
 
 
 def event_id(stem: str, row: int) -> str:

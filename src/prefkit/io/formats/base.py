@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 
 from prefkit.errors import InputError, PrefkitError, RecordError
-from prefkit.io.records import Record, is_bad, iter_records
+from prefkit.io.records import Record, container_of, is_bad, iter_records
 from prefkit.schema import TABLES, TableBuilder
 from prefkit.schema import ids as _ids
 
@@ -138,7 +138,7 @@ class Emitter:
         media: list[dict[str, str]] | None = None,
         **meta: Any,
     ) -> str:
-        rid = _ids.response_id(prompt_id, messages, source)
+        rid = _ids.response_id(prompt_id, messages, source, media)
         row = dict(
             response_id=rid,
             prompt_id=prompt_id,
@@ -301,6 +301,11 @@ def unique_stems(paths: list[Path]) -> list[str]:
     if len(set(stems)) < len(stems):
         stems = [f"{i}/{s}" for i, s in enumerate(stems)]
     return stems
+
+
+def output_container(path: Path, options: Mapping[str, Any], default: str = "jsonl") -> str:
+    """A writer's output container: ``options["container"]``, else the path's suffix."""
+    return options.get("container") or container_of(Path(path)) or default
 
 
 # --- record field helpers adapters use ---------------------------------------------------------
