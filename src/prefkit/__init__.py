@@ -9,9 +9,9 @@ Load any preference dataset into one data model, inspect it, curate it, and lear
 
 __version__ = "0.1.0"
 
-from prefkit.dataset import Dataset, Manifest  # noqa: E402
-from prefkit.errors import InputError, PrefkitError  # noqa: E402
-from prefkit.io.api import convert, from_pairs, load, save  # noqa: E402
+from prefkit.dataset import Dataset, Manifest
+from prefkit.errors import InputError, PrefkitError
+from prefkit.io.api import convert, from_pairs, load, save
 
 __all__ = [
     "Dataset",

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-
-from prefkit.engine import connect, row, scalar
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
+from prefkit.engine import connect, row, scalar
 from prefkit.schema import SCHEMA_VERSION, TABLES, concat, conform, empty_table
 
 if TYPE_CHECKING:
@@ -159,12 +158,15 @@ class Dataset:
         con = connect()
         out = {}
         for name in TABLES:
-            con.register("_t", self.relation(con, name))
+            rel = self.relation(con, name)
+            con.register("_t", rel)
             total, count = row(
                 con, "SELECT coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR, count(*) FROM _t t"
             )
             con.unregister("_t")
-            out[name] = xxhash.xxh3_64_hexdigest(f"{name}:{count}:{total}".encode())
+            # Column names and types count too: renaming a meta column changes the content.
+            columns = ",".join(f"{c}:{t}" for c, t in zip(rel.columns, rel.types, strict=True))
+            out[name] = xxhash.xxh3_64_hexdigest(f"{name}:{columns}:{count}:{total}".encode())
         con.close()
         return out
 

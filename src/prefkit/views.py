@@ -29,10 +29,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-
-from prefkit.engine import connect, row, scalar
 import pyarrow as pa
 
+from prefkit.engine import connect, scalar
 from prefkit.errors import PrefkitError
 
 if TYPE_CHECKING:
@@ -58,7 +57,9 @@ def _connect(ds: Dataset) -> duckdb.DuckDBPyConnection:
 
 
 # --- SQL fragments ----------------------------------------------------------------------------
-_TEXT = "array_to_string(list_transform(coalesce({m}, []), lambda x: coalesce(x.content, '')), '\n\n')"
+_TEXT = (
+    "array_to_string(list_transform(coalesce({m}, []), lambda x: coalesce(x.content, '')), '\n\n')"
+)
 _ROLE = {"user": "Human", "assistant": "Assistant", "system": "System"}
 
 
@@ -180,7 +181,7 @@ def to_pairs(
     score_key
         ``"score"`` or the name of an attribute (``"helpfulness"``) to rank responses by.
     margin
-        Minimum score difference for a pair from scores.
+        Minimum score difference for a pair from scores (a gap equal to it is kept).
     conversational
         Message lists (True) or plain strings (False); None picks lists when any prompt
         has several turns or a system turn.
@@ -214,7 +215,7 @@ def to_pairs(
         raise _need_policy(f"scored responses ({score_key})", n_s, "scores")
     if n_s and scores:
         q = _tiered_pairs(_score_tiers(score_key), scores)
-        parts.append(f"SELECT *, 'score' AS origin FROM ({q}) WHERE strength > {float(margin)!r}")
+        parts.append(f"SELECT *, 'score' AS origin FROM ({q}) WHERE strength >= {float(margin)!r}")
     if not parts:
         con.close()
         return _empty_pairs(bool(conversational))
@@ -318,10 +319,15 @@ def to_battles(ds: Dataset, *, ties: str | None = None, annotators: str = "each"
         )
     base = "SELECT * FROM _judgments"
     if annotators == "majority":
-        base = """SELECT min(judgment_id) AS judgment_id, prompt_id, a, b,
-                         sign(sum(outcome))::TINYINT AS outcome, NULL::VARCHAR AS tie_kind,
-                         NULL::VARCHAR AS annotator_id, abs(avg(outcome)) AS strength
-                  FROM _judgments GROUP BY prompt_id, a, b"""
+        # One pair of responses whichever side each judge saw them on: orient every vote
+        # as (least id, greatest id) before counting.
+        base = """SELECT min(judgment_id) AS judgment_id, prompt_id, x AS a, y AS b,
+                         sign(sum(o))::TINYINT AS outcome, NULL::VARCHAR AS tie_kind,
+                         NULL::VARCHAR AS annotator_id, abs(avg(o)) AS strength
+                  FROM (SELECT judgment_id, prompt_id, least(a, b) AS x, greatest(a, b) AS y,
+                               CASE WHEN a <= b THEN outcome ELSE -outcome END AS o
+                        FROM _judgments)
+                  GROUP BY prompt_id, x, y"""
     where = "WHERE j.outcome <> 0" if ties == "drop" else ""
     sql = f"""
         SELECT j.judgment_id, j.prompt_id, j.a, j.b, ra.source AS model_a, rb.source AS model_b,

@@ -21,7 +21,15 @@ import pyarrow as pa
 from prefkit.dataset import Dataset, Manifest
 from prefkit.errors import InputError, PrefkitError
 from prefkit.io import formats as _formats  # noqa: F401  (registers every adapter)
-from prefkit.io.formats.base import REGISTRY, Chunk, Format, Quarantine, ReadOptions, Sample, get_format
+from prefkit.io.formats.base import (
+    REGISTRY,
+    Chunk,
+    Format,
+    Quarantine,
+    ReadOptions,
+    Sample,
+    get_format,
+)
 from prefkit.io.records import CONTAINERS, container_of, iter_records, resolve_container
 from prefkit.io.store import is_dataset_dir, load_dataset_dir, write_chunks
 from prefkit.schema import TABLES, concat
@@ -45,7 +53,9 @@ def data_files(path: Path) -> list[Path]:
         and ({s.lower() for s in p.suffixes} & DATA_SUFFIXES)
     ]
     if not files:
-        raise PrefkitError(f"{path}: no data files found (looked for {', '.join(sorted(DATA_SUFFIXES))})")
+        raise PrefkitError(
+            f"{path}: no data files found (looked for {', '.join(sorted(DATA_SUFFIXES))})"
+        )
     return files
 
 
@@ -95,6 +105,7 @@ def detect_format(path: str | Path) -> Format:
 # --- reading ---------------------------------------------------------------------------------
 def read_chunks(
     source: str | Path,
+    /,
     format: str | None = None,
     *,
     on_error: str = "raise",
@@ -111,7 +122,9 @@ def read_chunks(
     unknown = set(mapping) - set(fmt.options)
     if unknown:
         known = ", ".join(sorted(fmt.options)) or "none"
-        raise PrefkitError(f"format {fmt.name!r} has no option(s) {sorted(unknown)}; its options: {known}")
+        raise PrefkitError(
+            f"format {fmt.name!r} has no option(s) {sorted(unknown)}; its options: {known}"
+        )
     q = None
     if on_error == "quarantine":
         q = Quarantine(Path(quarantine) if quarantine else None)
@@ -120,15 +133,23 @@ def read_chunks(
     return fmt.read(files, opts), fmt, q
 
 
-def _load_step(source: Any, fmt: Format, mapping: dict[str, Any], q: Quarantine | None) -> dict[str, Any]:
+def _load_step(
+    source: Any, fmt: Format, mapping: dict[str, Any], q: Quarantine | None
+) -> dict[str, Any]:
     return {
         "step": "load",
-        "params": {"source": str(source), "format": fmt.name, "options": mapping, "on_error": "quarantine" if q else "raise"},
+        "params": {
+            "source": str(source),
+            "format": fmt.name,
+            "options": mapping,
+            "on_error": "quarantine" if q else "raise",
+        },
     }
 
 
 def load(
     source: str | Path,
+    /,
     format: str | None = None,
     *,
     on_error: str = "raise",
@@ -160,10 +181,14 @@ def load(
         Format options, e.g. column names for ``format="generic"``.
     """
     if hub or (hub is None and not Path(source).exists()):
-        return _load_hub(str(source), format, split=split, on_error=on_error, quarantine=quarantine, **mapping)
+        return _load_hub(
+            str(source), format, split=split, on_error=on_error, quarantine=quarantine, **mapping
+        )
     if is_dataset_dir(source):
         return load_dataset_dir(source)
-    chunks, fmt, q = read_chunks(source, format, on_error=on_error, quarantine=quarantine, **mapping)
+    chunks, fmt, q = read_chunks(
+        source, format, on_error=on_error, quarantine=quarantine, **mapping
+    )
     parts: dict[str, list[pa.Table]] = {name: [] for name in TABLES}
     for chunk in chunks:
         for name, table in chunk.items():
@@ -184,17 +209,30 @@ def _dedup_keys(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
     """Keep the first row per id for content-keyed tables (chunks may repeat an id)."""
     import pyarrow.compute as pc
 
-    for name, key in (("prompts", "prompt_id"), ("responses", "response_id"), ("annotators", "annotator_id")):
+    for name, key in (
+        ("prompts", "prompt_id"),
+        ("responses", "response_id"),
+        ("annotators", "annotator_id"),
+    ):
         t = tables[name]
         if t.num_rows and pc.count_distinct(t.column(key)).as_py() < t.num_rows:
             idx = t.append_column("__i", pa.array(range(t.num_rows), pa.int64()))
-            first = idx.group_by(key, use_threads=False).aggregate([("__i", "min")]).column("__i_min")
-            tables[name] = t.take(pc.sort_indices(first))
+            first = (
+                idx.group_by(key, use_threads=False).aggregate([("__i", "min")]).column("__i_min")
+            )
+            tables[name] = t.take(first.take(pc.sort_indices(first)))
     return tables
 
 
 def _load_hub(
-    source: str, format: str | None, *, split: str | None, on_error: str, quarantine: Any, **mapping: Any
+    source: str,
+    /,
+    format: str | None,
+    *,
+    split: str | None,
+    on_error: str,
+    quarantine: Any,
+    **mapping: Any,
 ) -> Dataset:
     """Read a hub dataset (or a local folder via ``datasets``) and convert it.
 
@@ -211,13 +249,19 @@ def _load_hub(
     try:
         data = hf.load_dataset(source, split=split or "train")
     except Exception as exc:  # datasets raises many types for unknown ids / no network
-        raise PrefkitError(f"{source}: could not load with datasets.load_dataset ({type(exc).__name__}: {exc})") from None
+        raise PrefkitError(
+            f"{source}: could not load with datasets.load_dataset ({type(exc).__name__}: {exc})"
+        ) from None
     with tempfile.TemporaryDirectory() as tmp:
         pq_path = Path(tmp) / f"{Path(source).name or 'hub'}.parquet"
         data.to_parquet(str(pq_path))
         ds = load(pq_path, format, on_error=on_error, quarantine=quarantine, hub=False, **mapping)
         ds = Dataset({name: ds.table(name) for name in TABLES}, ds.manifest)
-    ds.manifest.source = {"hub": source, "split": split or "train", "format": ds.manifest.source["format"] if ds.manifest.source else format}
+    ds.manifest.source = {
+        "hub": source,
+        "split": split or "train",
+        "format": ds.manifest.source["format"] if ds.manifest.source else format,
+    }
     return ds
 
 
@@ -237,7 +281,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def save(ds: Dataset, path: str | Path, format: str | None = None, *, overwrite: bool = False, **options: Any) -> Path:
+def save(
+    ds: Dataset,
+    path: str | Path,
+    format: str | None = None,
+    *,
+    overwrite: bool = False,
+    **options: Any,
+) -> Path:
     """Write ``ds``: the canonical directory by default, or a registered ``format``.
 
     ``options`` are the writer's view policies (e.g. ``ties="drop"``); a writer that
@@ -250,7 +301,9 @@ def save(ds: Dataset, path: str | Path, format: str | None = None, *, overwrite:
     if fmt.write is None:
         raise PrefkitError(f"format {fmt.name!r} cannot be written: {fmt.cannot_write}")
     if path.exists() and not overwrite:
-        raise PrefkitError(f"{path}: already exists (use overwrite=True / --overwrite to replace it)")
+        raise PrefkitError(
+            f"{path}: already exists (use overwrite=True / --overwrite to replace it)"
+        )
     with atomic_path(path) as tmp:
         fmt.write(ds, tmp, options)
     return path
@@ -289,7 +342,9 @@ def convert(
             return load_dataset_dir(save(ds, output, overwrite=overwrite))
         save(ds, output, to_format, overwrite=overwrite, **(write_options or {}))
         return ds
-    chunks, fmt, q = read_chunks(source, from_format, on_error=on_error, quarantine=quarantine, **read_options)
+    chunks, fmt, q = read_chunks(
+        source, from_format, on_error=on_error, quarantine=quarantine, **read_options
+    )
     manifest = Manifest(source={"path": str(source), "format": fmt.name})
     step = _load_step(source, fmt, read_options, q)
     if to_format in (None, CANONICAL):
@@ -298,7 +353,9 @@ def convert(
         tmpdir = tempfile.TemporaryDirectory(prefix="prefkit-")
         target = Path(tmpdir.name) / "canonical"
     try:
-        ds = write_chunks(_closing(chunks, q, manifest, step), target, overwrite=overwrite, manifest=manifest)
+        ds = write_chunks(
+            _closing(chunks, q, manifest, step), target, overwrite=overwrite, manifest=manifest
+        )
         if tmpdir is not None:
             save(ds, output, to_format, overwrite=overwrite, **(write_options or {}))
             ds = Dataset({name: ds.table(name) for name in TABLES}, ds.manifest)
@@ -308,7 +365,9 @@ def convert(
     return ds
 
 
-def _closing(chunks: Iterator[Chunk], q: Quarantine | None, manifest: Manifest, step: dict[str, Any]) -> Iterator[Chunk]:
+def _closing(
+    chunks: Iterator[Chunk], q: Quarantine | None, manifest: Manifest, step: dict[str, Any]
+) -> Iterator[Chunk]:
     """Pass chunks through, then record quarantine counts and the load step."""
     yield from chunks
     if q is not None:
@@ -343,5 +402,7 @@ def from_pairs(
         rows = list(table)
     chunk = pairs_to_chunk(rows, prompt=prompt, chosen=chosen, rejected=rejected)
     ds = Dataset(chunk, Manifest(source={"from_pairs": len(rows)}))
-    ds.manifest.lineage.append({"step": "from_pairs", "params": {"rows": len(rows)}, "output": ds.fingerprint()})
+    ds.manifest.lineage.append(
+        {"step": "from_pairs", "params": {"rows": len(rows)}, "output": ds.fingerprint()}
+    )
     return ds

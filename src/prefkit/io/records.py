@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ CONTAINERS = {
     ".tab": "tsv",
 }
 csv.field_size_limit(1 << 30)
+#: Byte order mark some editors (Excel, Notepad) put at the start of UTF-8 files.
+BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -70,25 +71,52 @@ def open_binary(path: Path) -> IO[bytes]:
 def _sniff_text_container(path: Path) -> str:
     """For files without a telling suffix: JSON array, JSONL, or CSV/TSV by content."""
     with open_binary(path) as fh:
-        head = fh.read(65536)
+        head = fh.read(65536).removeprefix(BOM)
     stripped = head.lstrip()
     if stripped.startswith(b"["):
         return "json"
     if stripped.startswith(b"{"):
-        return "jsonl"
+        return "jsonl" if _first_line_is_json(path) else "json"
     first = head.split(b"\n", 1)[0]
     return "tsv" if first.count(b"\t") > first.count(b",") else "csv"
 
 
+def _first_line_is_json(path: Path) -> bool:
+    """Whether the first non-blank line is a JSON value on its own (JSON Lines), rather
+    than the start of one object spread over several lines (pretty-printed JSON)."""
+    with open_binary(path) as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    orjson.loads(line.removeprefix(BOM))
+                except orjson.JSONDecodeError:
+                    return False
+                return True
+    return False
+
+
 def resolve_container(path: Path) -> str:
+    """The container kind of ``path``: from its suffix, or sniffed from its content.
+
+    Raises
+    ------
+    InputError
+        When the content cannot be read to sniff it (a gzip stream cut off).
+    """
     kind = container_of(path)
-    if kind is None:
-        if path.read_bytes()[:4] == b"PAR1":
-            return "parquet"
-        return _sniff_text_container(path)
-    if kind == "json":
-        # Many ".json" files are really JSON Lines; look before choosing.
-        return _sniff_text_container(path)
+    try:
+        if kind is None:
+            with open(path, "rb") as fh:
+                if fh.read(4) == b"PAR1":
+                    return "parquet"
+            return _sniff_text_container(path)
+        if kind == "json":
+            # Many ".json" files are really JSON Lines; look before choosing.
+            return _sniff_text_container(path)
+    except EOFError as exc:
+        raise InputError(str(path), None, None, f"the gzip stream is cut off ({exc})") from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise InputError(str(path), None, None, f"corrupt gzip data ({exc})") from None
     return kind
 
 
@@ -129,10 +157,14 @@ def iter_records(path: str | Path, container: str | None = None) -> Iterator[Rec
 
 
 def _iter_jsonl(path: Path, name: str) -> Iterator[Record]:
+    empty = True
     with open_binary(path) as fh:
         for lineno, line in enumerate(fh, start=1):
+            if lineno == 1:
+                line = line.removeprefix(BOM)
             if not line.strip():
                 continue
+            empty = False
             where = f"line {lineno}"
             try:
                 data = orjson.loads(line)
@@ -140,6 +172,9 @@ def _iter_jsonl(path: Path, name: str) -> Iterator[Record]:
                 yield Record(name, where, _BadRecord(_json_problem(line, exc)), line)
                 continue
             yield Record(name, where, data, line)
+    if empty:
+        # A gzip file of nothing, or only blank lines: as empty as a zero-byte file.
+        raise InputError(name, None, None, "the file is empty (no records)")
 
 
 def _json_problem(raw: bytes, exc: Exception) -> str:
@@ -164,7 +199,9 @@ def is_bad(data: Any) -> str | None:
 
 def _iter_json(path: Path, name: str) -> Iterator[Record]:
     with open_binary(path) as fh:
-        raw = fh.read()
+        raw = fh.read().removeprefix(BOM)
+    if not raw.strip():
+        raise InputError(name, None, None, "the file is empty (no records)")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -192,16 +229,30 @@ def _iter_parquet(path: Path, name: str) -> Iterator[Record]:
             yield Record(name, f"row {row}", item)
 
 
+def _decoded_lines(fb: IO[bytes], name: str) -> Iterator[str]:
+    """Text lines of a binary file; invalid UTF-8 is reported with its own line number.
+
+    (A text wrapper decodes whole blocks ahead of the CSV parser, so its errors would
+    name the wrong line.)
+    """
+    for lineno, raw in enumerate(fb, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                name, f"line {lineno}", None, f"invalid UTF-8 at byte {exc.start} ({exc.reason})"
+            ) from None
+
+
 def _iter_csv(path: Path, name: str, delimiter: str) -> Iterator[Record]:
     with open_binary(path) as fb:
-        text = io.TextIOWrapper(fb, encoding="utf-8", errors="strict", newline="")
-        reader = csv.reader(text, delimiter=delimiter)
+        reader = csv.reader(_decoded_lines(fb, name), delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:
             raise InputError(name, None, None, "the file is empty") from None
-        except UnicodeDecodeError as exc:
-            raise InputError(name, "line 1", None, f"invalid UTF-8 ({exc.reason})") from None
+        except csv.Error as exc:
+            raise InputError(name, "line 1", None, f"malformed CSV ({exc})") from None
         header = [h.strip().lstrip("#").strip() for h in header]
         while True:
             start = reader.line_num + 1
@@ -209,8 +260,6 @@ def _iter_csv(path: Path, name: str, delimiter: str) -> Iterator[Record]:
                 values = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError as exc:
-                raise InputError(name, f"line {start}", None, f"invalid UTF-8 ({exc.reason})") from None
             except csv.Error as exc:
                 raise InputError(name, f"line {start}", None, f"malformed CSV ({exc})") from None
             if not values or (len(values) == 1 and not values[0].strip()):

@@ -15,6 +15,7 @@ whenever a chunk's meta columns differ), so memory stays bounded for any input s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -47,7 +48,9 @@ def _commit_dir(tmp: Path, path: Path, overwrite: bool) -> None:
     if path.exists():
         if not overwrite:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise PrefkitError(f"{path}: already exists (use overwrite / --overwrite to replace it)")
+            raise PrefkitError(
+                f"{path}: already exists (use overwrite / --overwrite to replace it)"
+            )
         old = _tmp_sibling(path)
         os.replace(path, old)
         os.replace(tmp, path)
@@ -66,7 +69,9 @@ class DatasetWriter:
     at ``path``. Prompts, responses and annotators are de-duplicated by id across chunks.
     """
 
-    def __init__(self, path: str | Path, *, overwrite: bool = False, manifest: Manifest | None = None):
+    def __init__(
+        self, path: str | Path, *, overwrite: bool = False, manifest: Manifest | None = None
+    ):
         self.path = Path(path)
         self.overwrite = overwrite
         self.manifest = manifest or Manifest()
@@ -78,7 +83,11 @@ class DatasetWriter:
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._shards: dict[str, list[Path]] = {name: [] for name in TABLES}
         self._rows = dict.fromkeys(TABLES, 0)
-        self._seen: dict[str, set[str]] = {"prompts": set(), "responses": set(), "annotators": set()}
+        self._seen: dict[str, set[str]] = {
+            "prompts": set(),
+            "responses": set(),
+            "annotators": set(),
+        }
         self.dataset: Dataset | None = None
 
     def write(self, chunk: dict[str, pa.Table]) -> None:
@@ -104,6 +113,14 @@ class DatasetWriter:
             self._rows[name] += table.num_rows
 
     def close(self) -> Dataset:
+        try:
+            return self._finish()
+        except BaseException:
+            # A failure while finishing (manifest, rename) must not leave the hidden folder.
+            self.abort()
+            raise
+
+    def _finish(self) -> Dataset:
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
@@ -128,10 +145,8 @@ class DatasetWriter:
 
     def abort(self) -> None:
         for writer in self._writers.values():
-            try:
+            with contextlib.suppress(Exception):  # already failing; the folder is removed below
                 writer.close()
-            except Exception:  # already failing; the folder is removed below
-                pass
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self) -> DatasetWriter:
@@ -175,7 +190,9 @@ def _write_manifest(ds: Dataset, folder: Path) -> dict[str, Any]:
         "tables": tables,
         **ds.manifest.to_dict(),
     }
-    (folder / MANIFEST).write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    (folder / MANIFEST).write_bytes(
+        orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    )
     return body
 
 
@@ -183,7 +200,9 @@ def save(ds: Dataset, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write ``ds`` as a canonical dataset directory at ``path``, atomically."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise PrefkitError(f"{path}: already exists (use overwrite=True / --overwrite to replace it)")
+        raise PrefkitError(
+            f"{path}: already exists (use overwrite=True / --overwrite to replace it)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
     tmp.mkdir()
@@ -241,8 +260,10 @@ def load_dataset_dir(path: str | Path) -> Dataset:
         listed = body.get("tables", {}).get(name)
         if listed is None:
             single, folder = path / f"{name}.parquet", path / name
-            listed = [single.name] if single.exists() else sorted(
-                str(p.relative_to(path)) for p in folder.glob("*.parquet")
+            listed = (
+                [single.name]
+                if single.exists()
+                else sorted(str(p.relative_to(path)) for p in folder.glob("*.parquet"))
             )
         paths = [path / p for p in listed]
         missing = [str(p) for p in paths if not p.exists()]

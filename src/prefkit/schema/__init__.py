@@ -22,8 +22,8 @@ from prefkit.schema.tables import (
 )
 
 __all__ = [
-    "A_WINS",
     "ANNOTATOR_KINDS",
+    "A_WINS",
     "B_WINS",
     "CORE",
     "ID_COLUMN",

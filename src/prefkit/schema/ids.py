@@ -23,7 +23,9 @@ def _digest(payload: Any) -> str:
     return xxhash.xxh3_128_hexdigest(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
 
 
-def prompt_id(messages: Sequence[Mapping[str, Any]], context: Mapping[str, Any] | None = None) -> str:
+def prompt_id(
+    messages: Sequence[Mapping[str, Any]], context: Mapping[str, Any] | None = None
+) -> str:
     """Id of a prompt: a hash of its turns and context."""
     return PROMPT_PREFIX + _digest([messages, context or None])
 

@@ -55,7 +55,7 @@ class Quarantine:
         if self.path is not None:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.path, "wb")
+                self._fh = open(self.path, "wb")  # noqa: SIM115 (closed in close())
             raw = rec.raw.decode("utf-8", "replace").rstrip("\n") if rec.raw is not None else None
             entry = {
                 "file": rec.file,
@@ -112,7 +112,11 @@ class Emitter:
     def __init__(self, stem: str):
         self.stem = stem
         self._builders = {name: TableBuilder(name) for name in TABLES}
-        self._seen: dict[str, set[str]] = {"prompts": set(), "responses": set(), "annotators": set()}
+        self._seen: dict[str, set[str]] = {
+            "prompts": set(),
+            "responses": set(),
+            "annotators": set(),
+        }
         self._staged: list[tuple[str, dict[str, Any]]] = []
         self._event = 0
         self._staged_events = 0
@@ -125,7 +129,9 @@ class Emitter:
         **meta: Any,
     ) -> str:
         pid = _ids.prompt_id(messages, context)
-        self._stage("prompts", pid, dict(prompt_id=pid, messages=messages, context=_map(context), **meta))
+        self._stage(
+            "prompts", pid, dict(prompt_id=pid, messages=messages, context=_map(context), **meta)
+        )
         return pid
 
     def response(
@@ -135,7 +141,7 @@ class Emitter:
         source: str | None = None,
         score: float | None = None,
         attributes: Mapping[str, float] | None = None,
-        media: list[dict[str, str]] | None = None,
+        media: list[dict[str, Any]] | None = None,
         **meta: Any,
     ) -> str:
         rid = _ids.response_id(prompt_id, messages, source, media)
@@ -187,7 +193,9 @@ class Emitter:
         self, prompt_id: str, tiers: list[list[str]], annotator_id: str | None = None, **meta: Any
     ) -> str:
         rid = self._next_event()
-        row = dict(ranking_id=rid, prompt_id=prompt_id, tiers=tiers, annotator_id=annotator_id, **meta)
+        row = dict(
+            ranking_id=rid, prompt_id=prompt_id, tiers=tiers, annotator_id=annotator_id, **meta
+        )
         self._staged.append(("rankings", row))
         return rid
 
@@ -280,10 +288,10 @@ def read_rows(
                 # An adapter tripping on an unexpected shape is still the record's fault;
                 # say which record, not where in prefkit.
                 emit.rollback()
-                err = RecordError(None, f"unexpected record shape ({type(exc).__name__}: {exc})")
+                shape = RecordError(None, f"unexpected record shape ({type(exc).__name__}: {exc})")
                 if q is None:
-                    raise InputError(rec.file, rec.where, None, err.message) from None
-                q.add(rec, err)
+                    raise InputError(rec.file, rec.where, None, shape.message) from None
+                q.add(rec, shape)
                 continue
             emit.commit()
             if q is not None:
@@ -316,7 +324,9 @@ def need(rec: Any, key: str, kind: type | tuple[type, ...] = str) -> Any:
     if key not in rec or rec[key] is None:
         raise RecordError(key, "is missing")
     value = rec[key]
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool) and bool not in _tuple(kind)):
+    if not isinstance(value, kind) or (
+        kind is not bool and isinstance(value, bool) and bool not in _tuple(kind)
+    ):
         raise RecordError(key, f"expected {_kind_name(kind)}, got {type(value).__name__}")
     return value
 
@@ -345,7 +355,14 @@ def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "a string", list: "a list", dict: "an object", int: "an integer", float: "a number", bool: "true/false"}
+    names = {
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+        int: "an integer",
+        float: "a number",
+        bool: "true/false",
+    }
     return " or ".join(names.get(k, k.__name__) for k in _tuple(kind))
 
 

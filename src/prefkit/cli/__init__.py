@@ -1,0 +1,1 @@
+"""The `prefkit` command: each module is one command group; they only parse and render."""

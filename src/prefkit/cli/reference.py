@@ -1,0 +1,38 @@
+"""Generate docs/cli.md from the commands' own ``--help`` text.
+
+    python -m prefkit.cli.reference > docs/cli.md
+
+A test regenerates it and compares, so the reference cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import click
+
+from prefkit.cli.main import cli
+
+HEADER = """# CLI reference
+
+Generated from `--help` by `python -m prefkit.cli.reference > docs/cli.md`; a test keeps
+it in sync. Every command exits 0 on success, 1 when `validate` finds errors, and 2 on a
+user error (bad input, bad option), printing one line that names the file, line and field.
+"""
+
+
+def _help(command: click.Command, path: list[str]) -> str:
+    ctx = click.Context(
+        command, info_name=" ".join(path), terminal_width=100, max_content_width=100
+    )
+    return command.get_help(ctx)
+
+
+def render_reference() -> str:
+    parts = [HEADER, "## prefkit\n", "```text", _help(cli, ["prefkit"]), "```\n"]
+    for name in sorted(cli.commands):
+        cmd = cli.commands[name]
+        parts += [f"## prefkit {name}\n", "```text", _help(cmd, ["prefkit", name]), "```\n"]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    print(render_reference(), end="")
