@@ -3,7 +3,7 @@
 Load any preference dataset into one data model, inspect it, curate it, and learn from it.
 
 >>> import prefkit
->>> ds = prefkit.synth.simulate(n_prompts=20, seed=0)   # doctest: +SKIP
+>>> ds = prefkit.synth.simulate(kind="pairwise", n_prompts=20, seed=0)   # doctest: +SKIP
 >>> pairs = ds.to_pairs(ties="drop", annotators="each")  # doctest: +SKIP
 """
 
@@ -23,4 +23,5 @@ __all__ = [
     "from_pairs",
     "load",
     "save",
+    "synth",
 ]

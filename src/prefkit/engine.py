@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 
 #: DuckDB memory limit; past it, operators spill to disk. Override with PREFKIT_MEMORY_LIMIT.
-MEMORY_LIMIT = os.environ.get("PREFKIT_MEMORY_LIMIT", "4GB")
+MEMORY_LIMIT = os.environ.get("PREFKIT_MEMORY_LIMIT", "1GB")
 
 
 def connect() -> duckdb.DuckDBPyConnection:

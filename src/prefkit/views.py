@@ -151,7 +151,12 @@ def _need_policy(kind: str, n: int, arg: str) -> PrefkitError:
 
 
 # --- views ------------------------------------------------------------------------------------
-def to_pairs(
+def to_pairs(ds: Dataset, **policy: Any) -> pa.Table:
+    """The (prompt, chosen, rejected) view as one table; see :func:`pairs_reader`."""
+    return pairs_reader(ds, **policy).read_all()
+
+
+def pairs_reader(
     ds: Dataset,
     *,
     ties: str | None = None,
@@ -161,8 +166,12 @@ def to_pairs(
     score_key: str = "score",
     margin: float = 0.0,
     conversational: bool | None = None,
-) -> pa.Table:
-    """The (prompt, chosen, rejected) view.
+    batch_rows: int = 50_000,
+) -> pa.RecordBatchReader:
+    """The (prompt, chosen, rejected) view, streamed in record batches.
+
+    DuckDB runs the joins under prefkit's memory limit (spilling past it), so writing a
+    large view batch by batch keeps memory bounded.
 
     Parameters
     ----------
@@ -186,9 +195,12 @@ def to_pairs(
         Message lists (True) or plain strings (False); None picks lists when any prompt
         has several turns or a system turn.
 
+    batch_rows
+        Rows per record batch.
+
     Returns
     -------
-    pyarrow.Table
+    pyarrow.RecordBatchReader
         ``prompt_id, chosen_id, rejected_id, prompt, chosen, rejected, strength, origin,
         n_votes``.
     """
@@ -218,7 +230,8 @@ def to_pairs(
         parts.append(f"SELECT *, 'score' AS origin FROM ({q}) WHERE strength >= {float(margin)!r}")
     if not parts:
         con.close()
-        return _empty_pairs(bool(conversational))
+        empty = _empty_pairs(bool(conversational))
+        return pa.RecordBatchReader.from_batches(empty.schema, empty.to_batches())
     if conversational is None:
         conversational = bool(
             scalar(
@@ -241,9 +254,7 @@ def to_pairs(
         LEFT JOIN _responses c ON c.response_id = q.win
         LEFT JOIN _responses r ON r.response_id = q.lose
         ORDER BY q.prompt_id, chosen_id, rejected_id"""
-    out = con.sql(sql).to_arrow_table()
-    con.close()
-    return out
+    return con.sql(sql).to_arrow_reader(batch_rows)
 
 
 def _prompt_text_sql(m: str) -> str:

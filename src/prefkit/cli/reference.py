@@ -7,7 +7,7 @@ A test regenerates it and compares, so the reference cannot drift from the code.
 
 from __future__ import annotations
 
-import click
+from click.testing import CliRunner
 
 from prefkit.cli.main import cli
 
@@ -19,18 +19,16 @@ user error (bad input, bad option), printing one line that names the file, line 
 """
 
 
-def _help(command: click.Command, path: list[str]) -> str:
-    ctx = click.Context(
-        command, info_name=" ".join(path), terminal_width=100, max_content_width=100
-    )
-    return command.get_help(ctx)
+def _help(args: list[str]) -> str:
+    # Through the real entry point, so context settings (-h) apply as for users.
+    result = CliRunner().invoke(cli, [*args, "--help"], prog_name="prefkit", terminal_width=100)
+    return result.output.rstrip("\n")
 
 
 def render_reference() -> str:
-    parts = [HEADER, "## prefkit\n", "```text", _help(cli, ["prefkit"]), "```\n"]
+    parts = [HEADER, "## prefkit\n", "```text", _help([]), "```\n"]
     for name in sorted(cli.commands):
-        cmd = cli.commands[name]
-        parts += [f"## prefkit {name}\n", "```text", _help(cmd, ["prefkit", name]), "```\n"]
+        parts += [f"## prefkit {name}\n", "```text", _help([name]), "```\n"]
     return "\n".join(parts)
 
 

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from prefkit import __version__
 from prefkit.dataset import Dataset, Manifest
+from prefkit.engine import connect, scalar
 from prefkit.errors import PrefkitError
 from prefkit.schema import SCHEMA_VERSION, TABLES, conform, empty_table
 
@@ -93,9 +94,6 @@ class DatasetWriter:
     def write(self, chunk: dict[str, pa.Table]) -> None:
         for name, table in chunk.items():
             table = conform(name, table)
-            seen = self._seen.get(name)
-            if seen is not None and table.num_rows:
-                table = _drop_seen(table, name, seen)
             if table.num_rows == 0:
                 continue
             writer = self._writers.get(name)
@@ -127,13 +125,14 @@ class DatasetWriter:
         files: dict[str, list[Path]] = {}
         for name in TABLES:
             shards = self._shards[name]
-            if len(shards) == 1:
-                single = self._tmp / f"{name}.parquet"
+            if name in _CONTENT_KEYS and shards:
+                shards = _dedup_shards(name, shards)
+            single = self._tmp / f"{name}.parquet"
+            if len(shards) == 1 and shards[0] != single:
                 os.replace(shards[0], single)
                 shards[0].parent.rmdir()
                 shards = [single]
             elif not shards:
-                single = self._tmp / f"{name}.parquet"
                 pq.write_table(empty_table(name), single)
                 shards = [single]
             files[name] = shards
@@ -159,15 +158,42 @@ class DatasetWriter:
             self.abort()
 
 
-def _drop_seen(table: pa.Table, name: str, seen: set[str]) -> pa.Table:
-    key = {"prompts": "prompt_id", "responses": "response_id", "annotators": "annotator_id"}[name]
-    ids = table.column(key).to_pylist()
-    keep = []
-    for i, k in enumerate(ids):
-        if k not in seen:
-            seen.add(k)
-            keep.append(i)
-    return table if len(keep) == len(ids) else table.take(pa.array(keep, pa.int64()))
+_CONTENT_KEYS = {"prompts": "prompt_id", "responses": "response_id", "annotators": "annotator_id"}
+
+
+def _dedup_shards(name: str, shards: list[Path]) -> list[Path]:
+    """Keep the first row per id across shards (a global step, in DuckDB).
+
+    Readers may emit a prompt or response more than once (the same prompt in many files,
+    or in several blocks of a streamed file). Only the id column is scanned unless
+    duplicates exist; then the table is rewritten keeping first occurrences in order.
+    """
+    key = _CONTENT_KEYS[name]
+    files = [str(p) for p in shards]
+    con = connect()
+    dups = scalar(
+        con,
+        f"SELECT count(*) - count(DISTINCT {key}) FROM read_parquet({files!r}, union_by_name=true)",
+    )
+    if not dups:
+        con.close()
+        return shards
+    out = shards[0].parent.parent / f".{name}.dedup.parquet"
+    con.execute(
+        f"""COPY (SELECT * EXCLUDE (filename, file_row_number)
+                  FROM read_parquet({files!r}, union_by_name=true, filename=true, file_row_number=true)
+                  QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY filename, file_row_number) = 1
+                  ORDER BY filename, file_row_number)
+            TO '{out}' (FORMAT parquet, COMPRESSION zstd)"""
+    )
+    con.close()
+    for p in shards:
+        p.unlink()
+    if shards[0].parent.is_dir() and not any(shards[0].parent.iterdir()):
+        shards[0].parent.rmdir()
+    final = out.with_name(f"{name}.parquet")
+    os.replace(out, final)
+    return [final]
 
 
 def _write_manifest(ds: Dataset, folder: Path) -> dict[str, Any]:

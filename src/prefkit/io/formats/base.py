@@ -204,10 +204,15 @@ class Emitter:
         return annotator_id
 
     # framework API
-    def start_file(self, stem: str) -> None:
-        """Events from here on are numbered ``<stem>:0, <stem>:1, ...``."""
+    def start_file(self, stem: str, first_event: int = 0) -> None:
+        """Events from here on are numbered ``<stem>:<first_event>``, ``<stem>:<first_event + 1>``, ..."""
         self.stem = stem
-        self._event = 0
+        self._event = first_event
+
+    @property
+    def events(self) -> int:
+        """How many events (judgments, rankings) this file has committed, plus the start."""
+        return self._event
 
     def _next_event(self) -> str:
         eid = _ids.event_id(self.stem, self._event + self._staged_events)

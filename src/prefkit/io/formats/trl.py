@@ -41,8 +41,10 @@ from prefkit.io.formats.base import (
     number,
     read_rows,
     register,
+    unique_stems,
 )
-from prefkit.io.records import container_of
+from prefkit.io.formats.fastpairs import read_fast
+from prefkit.io.records import container_of, iter_records, resolve_container
 from prefkit.schema import A_WINS
 
 PROMPT, CHOSEN, REJECTED = "prompt", "chosen", "rejected"
@@ -209,8 +211,11 @@ def _is_nested(t: pa.DataType) -> bool:
     )
 
 
-def write_table(table: pa.Table, path: Path, options: Mapping[str, Any], *, fmt: str) -> None:
-    """Write ``table`` to ``path`` as JSONL, JSON, Parquet or CSV/TSV, batch by batch.
+def write_table(
+    table: pa.Table | pa.RecordBatchReader, path: Path, options: Mapping[str, Any], *, fmt: str
+) -> None:
+    """Write ``table`` (or a stream of batches) to ``path`` as JSONL, JSON, Parquet or
+    CSV/TSV, batch by batch.
 
     Raises
     ------
@@ -220,7 +225,7 @@ def write_table(table: pa.Table, path: Path, options: Mapping[str, Any], *, fmt:
     container, gz = output_container(path, options)
     if container == "parquet":
         with pq.ParquetWriter(path, table.schema) as writer:
-            for batch in table.to_batches(max_chunksize=WRITE_BATCH):
+            for batch in _batches(table):
                 writer.write_batch(batch)
         return
     if container in ("csv", "tsv"):
@@ -233,7 +238,7 @@ def write_table(table: pa.Table, path: Path, options: Mapping[str, Any], *, fmt:
         sink = pa.CompressedOutputStream(str(path), "gzip") if gz else pa.OSFile(str(path), "wb")
         opts = pacsv.WriteOptions(delimiter="\t" if container == "tsv" else ",")
         with sink, pacsv.CSVWriter(sink, table.schema, write_options=opts) as writer:
-            for batch in table.to_batches(max_chunksize=WRITE_BATCH):
+            for batch in _batches(table):
                 writer.write_batch(batch)
         return
     opener = gzip.open if gz else open
@@ -251,11 +256,18 @@ def write_table(table: pa.Table, path: Path, options: Mapping[str, Any], *, fmt:
                 fh.write(b"\n".join(block) + b"\n")
 
 
-def _json_lines(table: pa.Table) -> Iterator[list[bytes]]:
+def _batches(table: pa.Table | pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    if isinstance(table, pa.Table):
+        yield from table.to_batches(max_chunksize=WRITE_BATCH)
+    else:
+        yield from table
+
+
+def _json_lines(table: pa.Table | pa.RecordBatchReader) -> Iterator[list[bytes]]:
     # Column-wise to_pylist + zip is ~20% faster than RecordBatch.to_pylist on wide text.
     dumps = orjson.dumps
     names = table.schema.names
-    for batch in table.to_batches(max_chunksize=WRITE_BATCH):
+    for batch in _batches(table):
         if batch.num_rows:
             cols = [c.to_pylist() for c in batch.columns]
             yield [dumps(dict(zip(names, row, strict=True))) for row in zip(*cols, strict=True)]
@@ -351,7 +363,34 @@ def read(paths: list[Path], options: ReadOptions) -> Iterator[Chunk]:
         options.option("chosen", CHOSEN),
         options.option("rejected", REJECTED),
     )
-    return read_rows(paths, convert, options)
+    if options.mapping or not all(_is_standard_jsonl(p) for p in paths):
+        return read_rows(paths, convert, options)
+    return _read_fast(paths, convert, options)
+
+
+def _is_standard_jsonl(path: Path) -> bool:
+    """JSON Lines whose first records are exactly prompt/chosen/rejected strings."""
+    if resolve_container(path) != "jsonl":
+        return False
+    recs = []
+    try:
+        for rec in iter_records(path, "jsonl"):
+            recs.append(rec.data)
+            if len(recs) >= 20:
+                break
+    except InputError:
+        return False
+    return bool(recs) and all(
+        isinstance(r, dict)
+        and set(r) == {PROMPT, CHOSEN, REJECTED}
+        and all(isinstance(v, str) for v in r.values())
+        for r in recs
+    )
+
+
+def _read_fast(paths: list[Path], convert: Any, options: ReadOptions) -> Iterator[Chunk]:
+    for path, stem in zip(paths, unique_stems(paths), strict=True):
+        yield from read_fast(path, stem, convert, options.quarantine)
 
 
 def sniff(sample: Sample) -> float:
@@ -377,8 +416,14 @@ def write(ds: Any, path: Path, options: dict[str, Any]) -> None:
     ``options`` carries the ``to_pairs`` policies (``ties``, ``annotators``, ``rankings``,
     ``scores``, ``score_key``, ``margin``, ``conversational``) and optionally ``container``.
     """
-    pairs = pairs_view(ds, options)
-    write_table(pairs.select([PROMPT, CHOSEN, REJECTED]), path, options, fmt="trl")
+    from prefkit.views import pairs_reader
+
+    policy = {k: options[k] for k in PAIR_POLICIES if options.get(k) is not None}
+    reader = pairs_reader(ds, **policy)
+    columns = [PROMPT, CHOSEN, REJECTED]
+    schema = pa.schema([reader.schema.field(c) for c in columns])
+    stream = pa.RecordBatchReader.from_batches(schema, (b.select(columns) for b in reader))
+    write_table(stream, path, options, fmt="trl")
 
 
 register(
