@@ -1,6 +1,11 @@
 """Convert a TRL-format JSONL of N pairs to the canonical dataset and produce to_pairs(),
 side by side with Hugging Face `datasets` doing the same job (load_dataset("json") + map).
 
+prefkit writes the canonical dataset (Parquet + manifest with fingerprints) and then the
+to_pairs() view as a Parquet file through the streaming TRL writer; `datasets` parses the
+JSONL into its Arrow cache and maps every row to the same canonical fields (messages,
+content ids, outcome), keeping the pair columns in the mapped cache.
+
 Each job runs in a fresh subprocess so peak RSS (ru_maxrss) is its own. Prints pairs/s
 and peak RSS for both, and the ratios, as the median of --repeats runs.
 
@@ -21,11 +26,14 @@ from pathlib import Path
 
 PREFKIT_JOB = """
 import sys, time
+import pyarrow.parquet as pq
 import prefkit
 t0 = time.perf_counter()
 ds = prefkit.convert(sys.argv[1], sys.argv[2])
-pairs = ds.to_pairs()
-assert pairs.num_rows == int(sys.argv[3]), pairs.num_rows
+# to_pairs(), streamed to disk: the same (prompt, chosen, rejected) rows as a Parquet file.
+prefkit.save(ds, sys.argv[2] + "_pairs.parquet", format="trl")
+n = pq.ParquetFile(sys.argv[2] + "_pairs.parquet").metadata.num_rows
+assert n == int(sys.argv[3]), n
 print(time.perf_counter() - t0)
 """
 

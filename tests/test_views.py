@@ -163,9 +163,18 @@ def test_each_gives_a_row_per_decisive_judgment(voted: Dataset) -> None:
         expected
     )
     assert set(out.column("origin").to_pylist()) == {"judgment"}
-    # Sorted by prompt, chosen, rejected.
-    keys = _pairs(out, "prompt_id", "chosen_id", "rejected_id")
-    assert keys == sorted(keys)
+    # In the judgments' input order (j01, j02, j03, j04, j05, j06, j07, j09, j10).
+    assert _pairs(out, "chosen_id", "rejected_id") == [
+        ("r1", "r2"),
+        ("r1", "r2"),
+        ("r1", "r3"),
+        ("r3", "r1"),
+        ("r3", "r1"),
+        ("r2", "r3"),
+        ("r4", "r3"),
+        ("r2", "r4"),
+        ("r4", "r2"),
+    ]
 
 
 def test_majority_uses_vote_share_and_drops_equal_votes(voted: Dataset) -> None:

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
 from prefkit.engine import connect, row, scalar
-from prefkit.schema import SCHEMA_VERSION, TABLES, concat, conform, empty_table
+from prefkit.schema import CORE, SCHEMA_VERSION, TABLES, concat, conform, empty_table
 
 if TYPE_CHECKING:
     import datasets as hf_datasets
@@ -59,6 +60,11 @@ class Manifest:
             quarantine=d.get("quarantine"),
             source=d.get("source"),
         )
+
+
+def combine_fingerprints(parts: Mapping[str, str]) -> str:
+    """The dataset fingerprint from its per-table fingerprints."""
+    return xxhash.xxh3_128_hexdigest(orjson.dumps(dict(parts), option=orjson.OPT_SORT_KEYS))
 
 
 class Dataset:
@@ -123,6 +129,11 @@ class Dataset:
     def annotators(self) -> pa.Table:
         return self.table("annotators")
 
+    def files(self, name: str) -> list[Path] | None:
+        """The Parquet files holding table ``name``, or None when it is in memory."""
+        value = self._tables[name]
+        return None if isinstance(value, pa.Table) else list(value)
+
     def relation(self, con: duckdb.DuckDBPyConnection, name: str) -> duckdb.DuckDBPyRelation:
         """A DuckDB relation over table ``name`` without loading Parquet into memory."""
         value = self._tables[name]
@@ -132,6 +143,23 @@ class Dataset:
             return con.from_arrow(empty_table(name))
         files = [str(p) for p in value]
         return con.read_parquet(files, union_by_name=True)
+
+    def ordered_relation(
+        self, con: duckdb.DuckDBPyConnection, name: str
+    ) -> duckdb.DuckDBPyRelation:
+        """:meth:`relation` plus ``__ord``, the row's position in the table (input order)."""
+        value = self._tables[name]
+        if isinstance(value, pa.Table) or not value:
+            table = value if isinstance(value, pa.Table) else empty_table(name)
+            return con.from_arrow(
+                table.append_column("__ord", pa.array(range(table.num_rows), pa.int64()))
+            )
+        files = [str(p) for p in value]
+        rel = con.read_parquet(files, union_by_name=True, filename=True, file_row_number=True)
+        return rel.project(
+            f"* EXCLUDE (filename, file_row_number), "
+            f"(list_position({files!r}, filename)::BIGINT << 40) + file_row_number AS __ord"
+        )
 
     def num_rows(self, name: str) -> int:
         value = self._tables[name]
@@ -172,8 +200,7 @@ class Dataset:
 
     def fingerprint(self) -> str:
         """One fingerprint for the whole content (all tables), ignoring row order."""
-        parts = self.table_fingerprints()
-        return xxhash.xxh3_128_hexdigest(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS))
+        return combine_fingerprints(self.table_fingerprints())
 
     # --- what is in it --------------------------------------------------------------------
     def kinds(self) -> list[str]:
@@ -247,7 +274,11 @@ class Dataset:
         """Every table as a Hugging Face ``datasets.DatasetDict`` (one split per table)."""
         import datasets as hf
 
-        return hf.DatasetDict({name: hf.Dataset(self.table(name)) for name in TABLES})
+        # datasets has no map type: map columns (``context``, ``attributes``) go over as
+        # list<struct<key, value>>, Arrow's own layout of a map; from_frames turns them back.
+        return hf.DatasetDict(
+            {name: hf.Dataset(_maps_as_lists(self.table(name))) for name in TABLES}
+        )
 
     @classmethod
     def from_frames(cls, frames: Mapping[str, Any], manifest: Manifest | None = None) -> Dataset:
@@ -255,14 +286,80 @@ class Dataset:
         tables = {}
         for name, frame in frames.items():
             if isinstance(frame, pa.Table):
-                tables[name] = frame
+                table = frame
             elif hasattr(frame, "to_arrow"):  # polars
-                tables[name] = frame.to_arrow()
-            elif hasattr(frame, "data") and hasattr(frame.data, "table"):  # datasets.Dataset
-                tables[name] = frame.data.table
+                table = frame.to_arrow()
+            elif hasattr(frame, "with_format") and hasattr(frame, "data"):  # datasets.Dataset
+                # Not frame.data.table: after select/filter/shuffle that is still the whole
+                # underlying table; the arrow format applies the indices mapping.
+                table = frame.with_format("arrow")[:]
             else:  # pandas
-                tables[name] = pa.Table.from_pandas(frame, preserve_index=False)
+                table = _from_pandas(name, frame)
+            tables[name] = _maps_from_lists(name, table)
         return cls(tables, manifest)
 
 
-__all__ = ["KINDS", "SCHEMA_VERSION", "Dataset", "Manifest"]
+# --- interop helpers (to_hf / from_frames) ------------------------------------------------
+def _maps_as_lists(table: pa.Table) -> pa.Table:
+    """Map columns as list<struct<key, value>> (for libraries without a map type)."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_map(f.type):
+            entry = pa.list_(pa.struct([("key", f.type.key_type), ("value", f.type.item_type)]))
+            # Chunk by chunk: a ChunkedArray with no chunks (an empty table) cannot cast.
+            chunks = [c.cast(entry) for c in table.column(i).chunks]
+            table = table.set_column(i, f.name, pa.chunked_array(chunks, type=entry))
+    return table
+
+
+def _maps_from_lists(name: str, table: pa.Table) -> pa.Table:
+    """Core map columns that came back as list<struct<key, value>> made maps again."""
+    core = CORE.get(name)
+    for i, f in enumerate(table.schema):
+        if core is None or f.name not in core.names:
+            continue
+        target = core.field(f.name).type
+        t = f.type
+        if not (
+            pa.types.is_map(target)
+            and (pa.types.is_list(t) or pa.types.is_large_list(t))
+            and pa.types.is_struct(t.value_type)
+            and t.value_type.num_fields == 2
+        ):
+            continue
+        chunks = [_list_to_map(c).cast(target) for c in table.column(i).chunks]
+        table = table.set_column(i, f.name, pa.chunked_array(chunks, type=target))
+    return table
+
+
+def _list_to_map(lists: pa.Array) -> pa.MapArray:
+    """A list<struct<key, value>> array as a map array (nulls kept, slices allowed)."""
+    # MapArray.from_arrays refuses sliced offsets with a null mask: rebase them at 0.
+    start = lists.offsets[0].as_py() if len(lists) else 0
+    offsets = pc.subtract(lists.offsets, start).cast(pa.int32())
+    entries = lists.values.slice(start, (lists.offsets[-1].as_py() - start) if len(lists) else 0)
+    return pa.MapArray.from_arrays(
+        offsets, entries.field(0), entries.field(1), mask=lists.is_null()
+    )
+
+
+def _from_pandas(name: str, frame: pd.DataFrame) -> pa.Table:
+    """A pandas frame as Arrow, core columns built with their core types.
+
+    Inference alone fails on map columns, which pandas holds as lists of (key, value)
+    tuples, and guesses wrong for all-null core columns.
+    """
+    core = CORE.get(name)
+    core_names = set(core.names) if core is not None else set()
+    meta = [c for c in frame.columns if c not in core_names]
+    inferred = pa.Table.from_pandas(frame[meta], preserve_index=False) if meta else None
+    arrays = {}
+    for c in frame.columns:
+        if core is not None and c in core_names:
+            arrays[c] = pa.array(frame[c], type=core.field(c).type, from_pandas=True)
+        else:
+            assert inferred is not None
+            arrays[c] = inferred.column(c)
+    return pa.table(arrays) if arrays else pa.table({})
+
+
+__all__ = ["KINDS", "SCHEMA_VERSION", "Dataset", "Manifest", "combine_fingerprints"]

@@ -26,13 +26,17 @@ strength for single judgments and the vote share of the winner under ``majority`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from prefkit.engine import connect, scalar
 from prefkit.errors import PrefkitError
+from prefkit.io.gather import Gatherer
 
 if TYPE_CHECKING:
     from prefkit.dataset import Dataset
@@ -50,9 +54,10 @@ def _check(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 
 def _connect(ds: Dataset) -> duckdb.DuckDBPyConnection:
+    # Every table carries `__ord`, its input row order, so views keep the input order.
     con = connect()
     for name in ("prompts", "responses", "judgments", "rankings"):
-        con.register(f"_{name}", ds.relation(con, name))
+        con.register(f"_{name}", ds.ordered_relation(con, name))
     return con
 
 
@@ -95,18 +100,18 @@ def _judgment_pairs(
             "judgment), 'majority' (majority vote, equal votes dropped) or 'unanimous'"
         )
     decisive = """SELECT prompt_id, CASE WHEN outcome > 0 THEN a ELSE b END AS win,
-                  CASE WHEN outcome > 0 THEN b ELSE a END AS lose, strength
+                  CASE WHEN outcome > 0 THEN b ELSE a END AS lose, strength, __ord
                   FROM _judgments WHERE outcome <> 0"""
     if annotators in (None, "each"):
-        return f"SELECT prompt_id, win, lose, strength, 1 AS n_votes FROM ({decisive})"
+        return f"SELECT prompt_id, win, lose, strength, 1 AS n_votes, __ord FROM ({decisive})"
     agg = f"""SELECT prompt_id, least(win, lose) AS x, greatest(win, lose) AS y,
                      count(*) FILTER (win = least(win, lose)) AS vx,
-                     count(*) FILTER (win <> least(win, lose)) AS vy
-              FROM ({decisive}) GROUP BY ALL"""
+                     count(*) FILTER (win <> least(win, lose)) AS vy, min(__ord) AS __ord
+              FROM ({decisive}) GROUP BY prompt_id, x, y"""
     keep = "vx <> vy" if annotators == "majority" else "(vx = 0) <> (vy = 0)"
     return f"""SELECT prompt_id, CASE WHEN vx > vy THEN x ELSE y END AS win,
                       CASE WHEN vx > vy THEN y ELSE x END AS lose,
-                      greatest(vx, vy) / (vx + vy) AS strength, (vx + vy) AS n_votes
+                      greatest(vx, vy) / (vx + vy) AS strength, (vx + vy) AS n_votes, __ord
                FROM ({agg}) WHERE {keep}"""
 
 
@@ -121,14 +126,14 @@ def _tiered_pairs(tiered: str, strategy: str) -> str:
     return f"""WITH t AS (SELECT *, min(tier) OVER w AS top, max(tier) OVER w AS bottom
                          FROM ({tiered}) WINDOW w AS (PARTITION BY group_id))
                SELECT x.prompt_id, x.response_id AS win, y.response_id AS lose,
-                      (y.gap - x.gap)::DOUBLE AS strength, 1 AS n_votes
+                      (y.gap - x.gap)::DOUBLE AS strength, 1 AS n_votes, x.__ord
                FROM t x JOIN t y ON x.group_id = y.group_id AND {cond}"""
 
 
 def _ranking_tiers() -> str:
     return """SELECT ranking_id AS group_id, prompt_id, unnest(ids) AS response_id,
-                     tier, tier AS gap
-              FROM (SELECT ranking_id, prompt_id, unnest(tiers) AS ids,
+                     tier, tier AS gap, __ord
+              FROM (SELECT ranking_id, prompt_id, __ord, unnest(tiers) AS ids,
                            generate_subscripts(tiers, 1) AS tier FROM _rankings)"""
 
 
@@ -138,8 +143,8 @@ def _score_tiers(score_key: str) -> str:
     expr = _score_expr(score_key)
     return f"""SELECT prompt_id AS group_id, prompt_id, response_id,
                       dense_rank() OVER (PARTITION BY prompt_id ORDER BY s DESC) AS tier,
-                      -s AS gap
-               FROM (SELECT prompt_id, response_id, {expr} AS s FROM _responses)
+                      -s AS gap, __ord
+               FROM (SELECT prompt_id, response_id, {expr} AS s, __ord FROM _responses)
                WHERE s IS NOT NULL"""
 
 
@@ -240,21 +245,75 @@ def pairs_reader(
                    OR list_contains(list_transform(messages, lambda x: x.role), 'system')""",
             )
         )
-    if conversational:
-        pm, cm, rm = "p.messages", "c.messages", "r.messages"
-    else:
-        pm = _prompt_text_sql("p.messages")
-        cm, rm = _TEXT.format(m="c.messages"), _TEXT.format(m="r.messages")
-    sql = f"""
-        SELECT q.prompt_id, q.win AS chosen_id, q.lose AS rejected_id,
-               {pm} AS prompt, {cm} AS chosen, {rm} AS rejected,
-               q.strength::DOUBLE AS strength, q.origin, q.n_votes::BIGINT AS n_votes
-        FROM ({" UNION ALL ".join(parts)}) q
-        LEFT JOIN _prompts p ON p.prompt_id = q.prompt_id
-        LEFT JOIN _responses c ON c.response_id = q.win
-        LEFT JOIN _responses r ON r.response_id = q.lose
-        ORDER BY q.prompt_id, chosen_id, rejected_id"""
-    return con.sql(sql).to_arrow_reader(batch_rows)
+    union = " UNION ALL ".join(f"SELECT {i} AS part, * FROM ({q})" for i, q in enumerate(parts))
+    keys = con.sql(
+        f"""SELECT prompt_id, win AS chosen_id, lose AS rejected_id, strength::DOUBLE AS strength,
+                   origin, n_votes::BIGINT AS n_votes
+            FROM ({union}) ORDER BY part, __ord, chosen_id, rejected_id"""
+    ).to_arrow_reader(batch_rows)
+    prompts = Gatherer(ds, "prompts", "prompt_id", "messages")
+    responses = Gatherer(ds, "responses", "response_id", "messages")
+    schema = _empty_pairs(conversational).schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for k in keys:
+            p = prompts.take(k.column("prompt_id"))
+            c = responses.take(k.column("chosen_id"))
+            r = responses.take(k.column("rejected_id"))
+            if not conversational:
+                p, c, r = prompt_text(p), messages_text(c), messages_text(r)
+            yield pa.RecordBatch.from_arrays(
+                [k.column(0), k.column(1), k.column(2), p, c, r, *k.columns[3:]], schema=schema
+            )
+        con.close()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def messages_text(msgs: pa.Array) -> pa.Array:
+    """Plain text of each message list: the contents joined by blank lines (vectorised)."""
+    lengths = pc.fill_null(pc.list_value_length(msgs), 0)
+    flat = pc.list_flatten(msgs)
+    content = pc.fill_null(pc.struct_field(flat, "content"), "")
+    if pc.all(pc.equal(lengths, 1)).as_py() and len(content) == len(msgs):
+        return content
+    return _join_lists(lengths, content)
+
+
+def prompt_text(msgs: pa.Array) -> pa.Array:
+    """A prompt's text: one user turn as it is, several turns as an HH-style transcript
+    ("Human: ...\n\nAssistant: ...") so that no turn is lost (vectorised)."""
+    lengths = pc.fill_null(pc.list_value_length(msgs), 0)
+    flat = pc.list_flatten(msgs)
+    content = pc.fill_null(pc.struct_field(flat, "content"), "")
+    role = pc.fill_null(pc.struct_field(flat, "role"), "")
+    single = pc.and_(pc.equal(lengths, 1), pc.equal(_first_role(msgs), "user"))
+    if pc.all(single).as_py():
+        return content
+    label = role
+    for raw, shown in _ROLE.items():
+        label = pc.if_else(pc.equal(role, raw), shown, label)
+    transcript = _join_lists(lengths, pc.binary_join_element_wise(label, content, ": "))
+    first = pc.list_element(
+        pc.if_else(pc.greater(lengths, 0), msgs, pa.nulls(len(msgs), msgs.type)), 0
+    )
+    return pc.if_else(single, pc.fill_null(pc.struct_field(first, "content"), ""), transcript)
+
+
+def _first_role(msgs: pa.Array) -> pa.Array:
+    safe = pc.if_else(
+        pc.greater(pc.fill_null(pc.list_value_length(msgs), 0), 0),
+        msgs,
+        pa.nulls(len(msgs), msgs.type),
+    )
+    return pc.fill_null(pc.struct_field(pc.list_element(safe, 0), "role"), "")
+
+
+def _join_lists(lengths: pa.Array, values: pa.Array) -> pa.Array:
+    offsets = np.concatenate([[0], np.cumsum(lengths.to_numpy(zero_copy_only=False))]).astype(
+        np.int32
+    )
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), "\n\n")
 
 
 def _prompt_text_sql(m: str) -> str:

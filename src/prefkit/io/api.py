@@ -255,8 +255,18 @@ def _load_hub(
     with tempfile.TemporaryDirectory() as tmp:
         pq_path = Path(tmp) / f"{Path(source).name or 'hub'}.parquet"
         data.to_parquet(str(pq_path))
-        ds = load(pq_path, format, on_error=on_error, quarantine=quarantine, hub=False, **mapping)
+        label = f"{source} (split {split or 'train'})"
+        try:
+            ds = load(
+                pq_path, format, on_error=on_error, quarantine=quarantine, hub=False, **mapping
+            )
+        except InputError as err:
+            # Name the hub source, not the temporary copy it was read through.
+            raise InputError(label, err.where, err.field, err.message) from None
         ds = Dataset({name: ds.table(name) for name in TABLES}, ds.manifest)
+    for step in ds.manifest.lineage:
+        if step.get("step") == "load":
+            step["params"]["source"] = label
     ds.manifest.source = {
         "hub": source,
         "split": split or "train",
@@ -336,6 +346,15 @@ def convert(
     if on_error == "quarantine" and quarantine is None:
         quarantine = output.with_name(output.name + ".quarantine.jsonl")
     read_options = read_options or {}
+    if not Path(source).exists():
+        # Not a local path: a hub dataset id, read through `datasets` (not streamed).
+        ds = load(
+            source, from_format, on_error=on_error, quarantine=quarantine, hub=True, **read_options
+        )
+        if to_format in (None, CANONICAL):
+            return load_dataset_dir(save(ds, output, overwrite=overwrite))
+        save(ds, output, to_format, overwrite=overwrite, **(write_options or {}))
+        return ds
     if is_dataset_dir(source):
         ds = load_dataset_dir(source)
         if to_format in (None, CANONICAL):
@@ -397,7 +416,19 @@ def from_pairs(
     elif hasattr(table, "to_arrow"):
         rows = table.to_arrow().to_pylist()
     elif hasattr(table, "to_dict") and hasattr(table, "columns"):
-        rows = table.to_dict(orient="records")
+        # Through Arrow: pandas holds message lists as numpy arrays, Arrow gives lists.
+        # A column of mixed types will not convert; then read the rows as they are, so
+        # the bad row is reported by number.
+        try:
+            rows = pa.Table.from_pandas(table, preserve_index=False).to_pylist()
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            rows = [
+                {
+                    k: v.tolist() if hasattr(v, "tolist") and hasattr(v, "ndim") else v
+                    for k, v in r.items()
+                }
+                for r in table.to_dict(orient="records")
+            ]
     else:
         rows = list(table)
     chunk = pairs_to_chunk(rows, prompt=prompt, chosen=chosen, rejected=rejected)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
+import threading
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefkit import __version__
-from prefkit.dataset import Dataset, Manifest
+from prefkit.dataset import Dataset, Manifest, combine_fingerprints
 from prefkit.engine import connect, scalar
 from prefkit.errors import PrefkitError
 from prefkit.schema import SCHEMA_VERSION, TABLES, conform, empty_table
@@ -84,14 +86,40 @@ class DatasetWriter:
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._shards: dict[str, list[Path]] = {name: [] for name in TABLES}
         self._rows = dict.fromkeys(TABLES, 0)
-        self._seen: dict[str, set[str]] = {
-            "prompts": set(),
-            "responses": set(),
-            "annotators": set(),
-        }
         self.dataset: Dataset | None = None
+        # Parquet encoding runs on a background thread (Arrow releases the GIL) while the
+        # caller parses the next chunk; the bounded queue keeps at most two chunks in flight.
+        self._queue: queue.Queue[dict[str, pa.Table] | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="prefkit-writer", daemon=True)
+        self._thread.start()
 
     def write(self, chunk: dict[str, pa.Table]) -> None:
+        """Queue ``chunk`` (table name -> rows) for writing."""
+        self._raise_pending()
+        self._queue.put(chunk)
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _drain(self) -> None:
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                return
+            if self._error is None:
+                try:
+                    self._write_now(chunk)
+                except BaseException as exc:  # re-raised in the caller's thread
+                    self._error = exc
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _write_now(self, chunk: dict[str, pa.Table]) -> None:
         for name, table in chunk.items():
             table = conform(name, table)
             if table.num_rows == 0:
@@ -119,6 +147,8 @@ class DatasetWriter:
             raise
 
     def _finish(self) -> Dataset:
+        self._stop()
+        self._raise_pending()
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
@@ -143,6 +173,7 @@ class DatasetWriter:
         return self.dataset
 
     def abort(self) -> None:
+        self._stop()
         for writer in self._writers.values():
             with contextlib.suppress(Exception):  # already failing; the folder is removed below
                 writer.close()
@@ -205,14 +236,15 @@ def _write_manifest(ds: Dataset, folder: Path) -> dict[str, Any]:
         else:
             rel = [str(Path(p).relative_to(folder)) for p in value]
         tables[name] = rel
+    parts = ds.table_fingerprints()
     body = {
         "format": FORMAT_TAG,
         "schema_version": SCHEMA_VERSION,
         "prefkit_version": __version__,
         "counts": ds.counts(),
         "kinds": ds.kinds(),
-        "fingerprint": ds.fingerprint(),
-        "table_fingerprints": ds.table_fingerprints(),
+        "fingerprint": combine_fingerprints(parts),
+        "table_fingerprints": parts,
         "tables": tables,
         **ds.manifest.to_dict(),
     }

@@ -449,6 +449,7 @@ def iter_tsv(path: Path, header: tuple[str, ...]) -> Iterator[Record]:
     """
     name = str(path)
     expected = "#" + "\t".join(header)
+    lineno = 0
     try:
         with open_binary(path) as fh:
             for lineno, raw in enumerate(fh, start=1):
@@ -479,6 +480,10 @@ def iter_tsv(path: Path, header: tuple[str, ...]) -> Iterator[Record]:
         raise InputError(
             name, None, None, f"cannot read the file ({type(exc).__name__}: {exc})"
         ) from None
+    if lineno == 0:
+        # Not even the header line (as for CSV in prefkit.io.records): say so rather than
+        # reading an empty dataset.
+        raise InputError(name, None, None, "the file is empty")
 
 
 def _fields(row: Any, header: tuple[str, ...]) -> dict[str, str]:

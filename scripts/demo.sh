@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The main job: the whole prefkit path on data it makes itself. Sets everything up first.
+#   simulate -> convert -> info -> validate -> views/export -> back in again
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh hf
+PK=".venv/bin/prefkit"
+OUT="demo-output"
+rm -rf "$OUT" && mkdir -p "$OUT"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "1. simulate a pairwise dataset with planted ground truth (noisy B-Pref teachers, length bias)"
+$PK synth --kind pairwise --n-prompts 2000 --n-annotators 40 --judgments-per-pair 3 \
+  --flip-rate 0.1 --length-bias 0.5 --seed 7 "$OUT/sim"
+
+step "2. what is in it"
+$PK info "$OUT/sim"
+
+step "3. integrity checks"
+$PK validate "$OUT/sim"
+
+step "4. export TRL training pairs: three judges per pair, majority vote, ties dropped"
+$PK convert "$OUT/sim" "$OUT/pairs.jsonl" --to trl --ties drop --annotators majority
+head -c 400 "$OUT/pairs.jsonl"; echo " ..."
+
+step "5. read the TRL file back (format sniffed) into a canonical dataset"
+$PK convert "$OUT/pairs.jsonl" "$OUT/pairs_ds"
+$PK info "$OUT/pairs_ds"
+
+step "6. arena battles between simulated models of known skill -> arena format"
+$PK synth --kind battles --n-models 6 --n-prompts 3000 --seed 1 "$OUT/battles"
+$PK convert "$OUT/battles" "$OUT/battles.jsonl" --to arena --battle-ties keep
+$PK info "$OUT/battles" --json | .venv/bin/python -c 'import json,sys; i=json.load(sys.stdin); print("outcomes:", i["outcomes"]); print("models:", i["sources"])'
+
+step "7. rankings with ties -> pairs from every ranked pair"
+$PK synth --kind rankings --n-prompts 500 --responses-per-prompt 5 --seed 2 "$OUT/rankings"
+$PK convert "$OUT/rankings" "$OUT/ranked_pairs.parquet" --to trl --rankings all
+.venv/bin/python - "$OUT" <<'PY'
+import sys
+import prefkit
+out = sys.argv[1]
+ds = prefkit.load(f"{out}/rankings")
+pairs = ds.to_pairs(rankings="adjacent")
+print(f"{ds}\n{pairs.num_rows:,} adjacent-tier pairs; strength = tier gap:",
+      sorted(set(pairs.column("strength").to_pylist())))
+planted = ds.manifest.planted
+print("planted ground truth recorded in the manifest:", ", ".join(sorted(planted)))
+PY
+
+step "8. bad input: a clean error naming file, line and field (exit 2), or quarantine"
+printf '{"prompt": "hi", "chosen": "hello", "rejected": "go away"}\n{"prompt": "x", "chosen": 3}\n' > "$OUT/messy.jsonl"
+set +e; $PK convert "$OUT/messy.jsonl" "$OUT/messy_ds"; echo "exit status: $?"; set -e
+$PK convert "$OUT/messy.jsonl" "$OUT/messy_ds" --on-error quarantine
+
+step "done: outputs in $OUT/"
