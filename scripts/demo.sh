@@ -41,9 +41,13 @@ import sys
 import prefkit
 out = sys.argv[1]
 ds = prefkit.load(f"{out}/rankings")
-pairs = ds.to_pairs(rankings="adjacent")
-print(f"{ds}\n{pairs.num_rows:,} adjacent-tier pairs; strength = tier gap:",
-      sorted(set(pairs.column("strength").to_pylist())))
+from collections import Counter
+pairs = ds.to_pairs(rankings="all")
+gaps = Counter(pairs.column("strength").to_pylist())
+print(f"{ds}\n{pairs.num_rows:,} pairs from every ranked pair; by tier gap (strength):",
+      dict(sorted(gaps.items())))
+best = ds.to_pairs(rankings="best_vs_worst")
+print(f"best_vs_worst gives {best.num_rows:,} pairs (one per ranking unless tiers tie)")
 planted = ds.manifest.planted
 print("planted ground truth recorded in the manifest:", ", ".join(sorted(planted)))
 PY

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from prefkit.engine import connect, row, scalar
-from prefkit.schema import CORE, SCHEMA_VERSION, TABLES, concat, conform, empty_table
+from prefkit.schema import CORE, ID_COLUMN, SCHEMA_VERSION, TABLES, concat, conform, empty_table
 
 if TYPE_CHECKING:
     import datasets as hf_datasets
@@ -183,18 +183,28 @@ class Dataset:
     # --- identity -------------------------------------------------------------------------
     def table_fingerprints(self) -> dict[str, str]:
         """Per-table content fingerprint, independent of row order and sharding."""
+        return {name: fp for name, (fp, _, _) in self.table_stats().items()}
+
+    def table_stats(self, names: tuple[str, ...] = TABLES) -> dict[str, tuple[str, int, int]]:
+        """Per table: (fingerprint, rows, distinct ids), from one scan of each table.
+
+        The fingerprint sums DuckDB row hashes (so row order and sharding do not matter)
+        and includes the column names and types.
+        """
         con = connect()
         out = {}
-        for name in TABLES:
+        for name in names:
             rel = self.relation(con, name)
             con.register("_t", rel)
-            total, count = row(
-                con, "SELECT coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR, count(*) FROM _t t"
+            total, count, distinct = row(
+                con,
+                f"""SELECT coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR, count(*),
+                           count(DISTINCT {ID_COLUMN[name]}) FROM _t t""",
             )
             con.unregister("_t")
-            # Column names and types count too: renaming a meta column changes the content.
             columns = ",".join(f"{c}:{t}" for c, t in zip(rel.columns, rel.types, strict=True))
-            out[name] = xxhash.xxh3_64_hexdigest(f"{name}:{columns}:{count}:{total}".encode())
+            fp = xxhash.xxh3_64_hexdigest(f"{name}:{columns}:{count}:{total}".encode())
+            out[name] = (fp, int(count), int(distinct))
         con.close()
         return out
 

@@ -26,13 +26,14 @@ strength for single judgments and the vote share of the winner under ``majority`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from prefkit.engine import connect, scalar
 from prefkit.errors import PrefkitError
@@ -245,12 +246,19 @@ def pairs_reader(
                    OR list_contains(list_transform(messages, lambda x: x.role), 'system')""",
             )
         )
-    union = " UNION ALL ".join(f"SELECT {i} AS part, * FROM ({q})" for i, q in enumerate(parts))
-    keys = con.sql(
-        f"""SELECT prompt_id, win AS chosen_id, lose AS rejected_id, strength::DOUBLE AS strength,
-                   origin, n_votes::BIGINT AS n_votes
-            FROM ({union}) ORDER BY part, __ord, chosen_id, rejected_id"""
-    ).to_arrow_reader(batch_rows)
+    keys: Iterable[pa.RecordBatch]
+    if len(parts) == 1 and n_j and annotators in (None, "each"):
+        # The common case (one row per decisive judgment) needs no query: stream the
+        # judgments in input order.
+        keys = _judgment_keys(ds, batch_rows)
+        con.close()  # the policy checks are done; free DuckDB's memory before streaming
+    else:
+        union = " UNION ALL ".join(f"SELECT {i} AS part, * FROM ({q})" for i, q in enumerate(parts))
+        keys = con.sql(
+            f"""SELECT prompt_id, win AS chosen_id, lose AS rejected_id, strength::DOUBLE AS strength,
+                       origin, n_votes::BIGINT AS n_votes
+                FROM ({union}) ORDER BY part, __ord, chosen_id, rejected_id"""
+        ).to_arrow_reader(batch_rows)
     prompts = Gatherer(ds, "prompts", "prompt_id", "messages")
     responses = Gatherer(ds, "responses", "response_id", "messages")
     schema = _empty_pairs(conversational).schema
@@ -268,6 +276,37 @@ def pairs_reader(
         con.close()
 
     return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _judgment_keys(ds: Dataset, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Key rows (prompt, chosen, rejected, strength, origin, n_votes) of every decisive
+    judgment, in input order, read batch by batch."""
+    columns = ["prompt_id", "a", "b", "outcome", "strength"]
+    files = ds.files("judgments")
+    if files is None:
+        source: Iterable[pa.RecordBatch] = ds.judgments.select(columns).to_batches(batch_rows)
+    else:
+        source = (
+            b
+            for f in files
+            for b in pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns)
+        )
+    for b in source:
+        b = b.filter(pc.not_equal(b.column("outcome"), 0))
+        if not b.num_rows:
+            continue
+        a_won = pc.greater(b.column("outcome"), 0)
+        yield pa.RecordBatch.from_arrays(
+            [
+                b.column("prompt_id"),
+                pc.if_else(a_won, b.column("a"), b.column("b")),
+                pc.if_else(a_won, b.column("b"), b.column("a")),
+                b.column("strength").cast(pa.float64()),
+                pa.repeat("judgment", b.num_rows).cast(pa.string()),
+                pa.repeat(1, b.num_rows).cast(pa.int64()),
+            ],
+            names=["prompt_id", "chosen_id", "rejected_id", "strength", "origin", "n_votes"],
+        )
 
 
 def messages_text(msgs: pa.Array) -> pa.Array:

@@ -159,8 +159,11 @@ def convert_cmd(
         read_options=_mapping(maps),
         write_options=write_options,
     )
-    counts = ", ".join(f"{v:,} {k}" for k, v in ds.counts().items() if v)
-    click.echo(f"wrote {output_path} ({to_format or CANONICAL}): {counts or 'no rows'}")
+    counts = ", ".join(f"{v:,} {k}" for k, v in ds.counts().items() if v) or "no rows"
+    if to_format in (None, CANONICAL):
+        click.echo(f"wrote {output_path} (prefkit dataset): {counts}")
+    else:
+        click.echo(f"wrote {output_path} ({to_format}) from a dataset of {counts}")
     q = ds.manifest.quarantine
     if q:
         click.echo(

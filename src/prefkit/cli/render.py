@@ -78,7 +78,9 @@ def render_problems(name: str, problems: list[Problem]) -> None:
         console.print(f"[green]{name}: no problems found[/green]")
         return
     t = Table(title=f"{name}: {len(problems)} problem(s)", title_justify="left")
-    for col in ("severity", "check", "table", "rows", "what", "examples"):
+    t.add_column("severity")
+    t.add_column("check", no_wrap=True)
+    for col in ("table", "rows", "what", "examples"):
         t.add_column(col)
     for p in problems:
         color = "red" if p.severity == "error" else "yellow"
@@ -88,7 +90,7 @@ def render_problems(name: str, problems: list[Problem]) -> None:
             p.table,
             f"{p.count:,}",
             p.message,
-            ", ".join(p.examples),
+            ", ".join(p.examples[:3]),
         )
     console.print(t)
 

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 if TYPE_CHECKING:
     from prefkit.dataset import Dataset
 
-CACHE_GROUPS = 6
+CACHE_GROUPS = 4
 
 
 def _fixed_bytes(ids: pa.Array | pa.ChunkedArray, width: int | None = None) -> np.ndarray:
@@ -105,10 +105,16 @@ class Gatherer:
             self._memory: pa.ChunkedArray | None = table.column(column)
             return
         self._memory = None
-        self._files = [pq.ParquetFile(p) for p in files]
+        self._files = [pq.ParquetFile(p, pre_buffer=False) for p in files]
+        # Row group by row group: a whole-file read buffers far more than the ids need.
         self._index = KeyIndex(
             pa.chunked_array(
-                [c for p in files for c in pq.read_table(p, columns=[key]).column(key).chunks],
+                [
+                    c
+                    for pf in self._files
+                    for g in range(pf.num_row_groups)
+                    for c in pf.read_row_group(g, columns=[key]).column(0).chunks
+                ],
                 type=pa.string(),
             )
         )

@@ -31,11 +31,14 @@ import pyarrow.parquet as pq
 
 from prefkit import __version__
 from prefkit.dataset import Dataset, Manifest, combine_fingerprints
-from prefkit.engine import connect, scalar
+from prefkit.engine import connect
 from prefkit.errors import PrefkitError
 from prefkit.schema import SCHEMA_VERSION, TABLES, conform, empty_table
 
 MANIFEST = "manifest.json"
+#: Rows per Parquet row group: small enough that views fetching texts by id
+#: (prefkit.io.gather) decode little more than they need.
+ROW_GROUP_ROWS = 16_384
 FORMAT_TAG = "prefkit-dataset"
 
 
@@ -135,7 +138,7 @@ class DatasetWriter:
                 writer = pq.ParquetWriter(shard, table.schema, compression="zstd")
                 self._writers[name] = writer
                 self._shards[name].append(shard)
-            writer.write_table(table, row_group_size=64_000)
+            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
             self._rows[name] += table.num_rows
 
     def close(self) -> Dataset:
@@ -155,8 +158,6 @@ class DatasetWriter:
         files: dict[str, list[Path]] = {}
         for name in TABLES:
             shards = self._shards[name]
-            if name in _CONTENT_KEYS and shards:
-                shards = _dedup_shards(name, shards)
             single = self._tmp / f"{name}.parquet"
             if len(shards) == 1 and shards[0] != single:
                 os.replace(shards[0], single)
@@ -166,8 +167,16 @@ class DatasetWriter:
                 pq.write_table(empty_table(name), single)
                 shards = [single]
             files[name] = shards
+        # One scan per table gives both the fingerprint and whether ids repeat; only a
+        # content table with repeated ids is rewritten (and scanned again).
+        stats = Dataset(files, self.manifest).table_stats()
+        dups = [n for n in _CONTENT_KEYS if stats[n][2] < stats[n][1]]
+        for name in dups:
+            files[name] = _dedup_shards(name, files[name], self._tmp)
         tmp_ds = Dataset(files, self.manifest)
-        _write_manifest(tmp_ds, self._tmp)
+        parts = {n: fp for n, (fp, _, _) in stats.items()}
+        parts.update({n: fp for n, (fp, _, _) in tmp_ds.table_stats(tuple(dups)).items()})
+        _write_manifest(tmp_ds, self._tmp, parts)
         _commit_dir(self._tmp, self.path, self.overwrite)
         self.dataset = load_dataset_dir(self.path)
         return self.dataset
@@ -192,42 +201,37 @@ class DatasetWriter:
 _CONTENT_KEYS = {"prompts": "prompt_id", "responses": "response_id", "annotators": "annotator_id"}
 
 
-def _dedup_shards(name: str, shards: list[Path]) -> list[Path]:
-    """Keep the first row per id across shards (a global step, in DuckDB).
+def _dedup_shards(name: str, shards: list[Path], folder: Path) -> list[Path]:
+    """Rewrite a content table keeping the first row per id (a global step, in DuckDB).
 
     Readers may emit a prompt or response more than once (the same prompt in many files,
-    or in several blocks of a streamed file). Only the id column is scanned unless
-    duplicates exist; then the table is rewritten keeping first occurrences in order.
+    or in several blocks of a streamed file); the store keeps first occurrences in order.
     """
     key = _CONTENT_KEYS[name]
     files = [str(p) for p in shards]
+    out = folder / f".{name}.dedup.parquet"
     con = connect()
-    dups = scalar(
-        con,
-        f"SELECT count(*) - count(DISTINCT {key}) FROM read_parquet({files!r}, union_by_name=true)",
-    )
-    if not dups:
-        con.close()
-        return shards
-    out = shards[0].parent.parent / f".{name}.dedup.parquet"
     con.execute(
         f"""COPY (SELECT * EXCLUDE (filename, file_row_number)
                   FROM read_parquet({files!r}, union_by_name=true, filename=true, file_row_number=true)
                   QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY filename, file_row_number) = 1
                   ORDER BY filename, file_row_number)
-            TO '{out}' (FORMAT parquet, COMPRESSION zstd)"""
+            TO '{out}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"""
     )
     con.close()
     for p in shards:
         p.unlink()
-    if shards[0].parent.is_dir() and not any(shards[0].parent.iterdir()):
-        shards[0].parent.rmdir()
-    final = out.with_name(f"{name}.parquet")
+    shard_dir = shards[0].parent
+    if shard_dir != folder and not any(shard_dir.iterdir()):
+        shard_dir.rmdir()
+    final = folder / f"{name}.parquet"
     os.replace(out, final)
     return [final]
 
 
-def _write_manifest(ds: Dataset, folder: Path) -> dict[str, Any]:
+def _write_manifest(
+    ds: Dataset, folder: Path, parts: dict[str, str] | None = None
+) -> dict[str, Any]:
     tables = {}
     for name in TABLES:
         value = ds._tables[name]
@@ -236,7 +240,7 @@ def _write_manifest(ds: Dataset, folder: Path) -> dict[str, Any]:
         else:
             rel = [str(Path(p).relative_to(folder)) for p in value]
         tables[name] = rel
-    parts = ds.table_fingerprints()
+    parts = parts or ds.table_fingerprints()
     body = {
         "format": FORMAT_TAG,
         "schema_version": SCHEMA_VERSION,
@@ -270,7 +274,7 @@ def save(ds: Dataset, path: str | Path, *, overwrite: bool = False) -> Path:
             target = tmp / f"{name}.parquet"
             value = ds._tables[name]
             if isinstance(value, pa.Table):
-                pq.write_table(value, target, compression="zstd", row_group_size=64_000)
+                pq.write_table(value, target, compression="zstd", row_group_size=ROW_GROUP_ROWS)
                 files[name] = [target]
             elif len(value) == 1:
                 shutil.copyfile(value[0], target)

@@ -197,10 +197,11 @@ class TableBuilder:
 
 
 def _infer_array(values: list[Any]) -> pa.Array:
-    """Arrow array for a meta column; mixed scalar types fall back to strings."""
+    """Arrow array for a meta column; mixed scalar types, and integers beyond 64 bits, fall
+    back to strings (their exact decimal text, so nothing is lost)."""
     try:
         return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 

@@ -90,7 +90,8 @@ def _turn(value: Any) -> int | None:
     num = number(value, "turn")
     if num is None:
         return None
-    if num != int(num):
+    # is_integer() is False for inf/nan; the bound keeps the meta column int64.
+    if not num.is_integer() or not -(2**63) <= num < 2**63:
         raise RecordError("turn", f"expected an integer, got {value!r}")
     return int(num)
 

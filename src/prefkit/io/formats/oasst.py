@@ -105,6 +105,8 @@ def _int(msg: dict[str, Any], path: str, name: str) -> int | None:
         or (isinstance(value, float) and not value.is_integer())
     ):
         raise _err(msg, path, name, f"expected an integer, got {msg.get(name)!r}")
+    if not -(2**63) <= value < 2**63:  # the column is int64
+        raise _err(msg, path, name, f"is out of the 64-bit integer range: {msg.get(name)!r}")
     return int(value)
 
 

@@ -62,7 +62,12 @@ def _label(rec: dict[str, Any]) -> int:
 
 def _int(rec: dict[str, Any], key: str) -> int | None:
     n = number(rec.get(key), key)
-    return None if n is None else int(n)
+    if n is None:
+        return None
+    # inf would raise OverflowError in int(); a huge value would not fit the int64 column.
+    if not -(2**63) <= n < 2**63:
+        raise RecordError(key, f"expected an integer, got {rec.get(key)!r}")
+    return int(n)
 
 
 def _side(rec: dict[str, Any], side: str) -> dict[str, Any]:

@@ -396,9 +396,12 @@ def _read_fast(paths: list[Path], convert: Any, options: ReadOptions) -> Iterato
 def sniff(sample: Sample) -> float:
     """High for rows with ``chosen``/``rejected`` strings or conversations."""
     recs = [r for r in sample.records if isinstance(r, dict)]
-    if not recs or not all(CHOSEN in r and REJECTED in r for r in recs):
+    # Most records, not all: a file with a few broken records is still TRL, and the
+    # reader then reports exactly which records are broken.
+    matching = [r for r in recs if CHOSEN in r and REJECTED in r]
+    if not matching or len(matching) * 2 < len(sample.records):
         return 0.0
-    first = recs[0]
+    first = matching[0]
     values = (first.get(CHOSEN), first.get(REJECTED))
     if not all(isinstance(v, (str, list)) for v in values):
         return 0.0

@@ -213,10 +213,13 @@ def _typed(value: str | None, kind: type, name: str) -> Any:
     if value is None or kind is str:
         return value
     try:
-        return kind(value)
+        typed = kind(value)
     except ValueError:
         expected = "an integer" if kind is int else "a number"
         raise RecordError(name, f"expected {expected}, got {value!r}") from None
+    if kind is int and not -(2**63) <= typed < 2**63:  # the meta column is int64
+        raise RecordError(name, f"is out of the 64-bit integer range: {value!r}")
+    return typed
 
 
 def _meta(d: Any, where: str, fields: tuple[tuple[str, str, type], ...]) -> dict[str, Any]:
