@@ -289,7 +289,14 @@ def read_rows(
                     raise InputError(rec.file, rec.where, err.field, err.message) from None
                 q.add(rec, err)
                 continue
-            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            except (
+                KeyError,
+                TypeError,
+                ValueError,
+                AttributeError,
+                IndexError,
+                OverflowError,
+            ) as exc:
                 # An adapter tripping on an unexpected shape is still the record's fault;
                 # say which record, not where in prefkit.
                 emit.rollback()
