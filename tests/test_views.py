@@ -651,3 +651,29 @@ def test_dataset_methods_delegate_to_the_views(voted: Dataset) -> None:
     kw = {"ties": "drop", "annotators": "each"}
     assert voted.to_pairs(**kw).equals(to_pairs(voted, **kw))
     assert voted.to_battles(ties="drop").equals(to_battles(voted, ties="drop"))
+
+
+def test_scores_policy_alone_works_when_rankings_are_also_present() -> None:
+    ds = _build(
+        prompts=[{"prompt_id": "p1", "messages": _u("Q")}],
+        responses=_responses("p1", ["r1", "r2", "r3"], score=[3.0, 1.0, 2.0]),
+        rankings=[{"ranking_id": "k1", "prompt_id": "p1", "tiers": [["r2"], ["r1", "r3"]]}],
+    )
+    with pytest.raises(PrefkitError, match="rankings="):
+        to_pairs(ds)
+    out = to_pairs(ds, scores="best_vs_worst")
+    assert _pairs(out, "chosen_id", "rejected_id", "origin") == [("r1", "r2", "score")]
+
+
+def test_battles_keep_input_order_not_id_text_order() -> None:
+    # Event ids sort as text ("f:10" < "f:2"); battles must come out in input order.
+    judgments = [
+        _j(f"f:{i}", "r1" if i % 2 else "r2", "r2" if i % 2 else "r1", 1) for i in range(12)
+    ]
+    ds = _build(
+        prompts=[{"prompt_id": "p1", "messages": _u("Q")}],
+        responses=_responses("p1", ["r1", "r2"], source=["m1", "m2"]),
+        judgments=judgments,
+    )
+    out = to_battles(ds)
+    assert out.column("judgment_id").to_pylist() == [f"f:{i}" for i in range(12)]

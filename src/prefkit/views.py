@@ -223,14 +223,15 @@ def pairs_reader(
         parts.append(
             f"SELECT *, 'judgment' AS origin FROM ({_judgment_pairs(con, ties, annotators)})"
         )
-    if n_r and rankings is None and not n_j:
-        raise _need_policy("rankings", n_r, "rankings")
+    if not n_j and not rankings and not scores and (n_r or n_s):
+        # Nothing would come out: say which policy turns what the data has into pairs.
+        if n_r:
+            raise _need_policy("rankings", n_r, "rankings")
+        raise _need_policy(f"scored responses ({score_key})", n_s, "scores")
     if n_r and rankings:
         parts.append(
             f"SELECT *, 'ranking' AS origin FROM ({_tiered_pairs(_ranking_tiers(), rankings)})"
         )
-    if n_s and scores is None and not n_j and not n_r:
-        raise _need_policy(f"scored responses ({score_key})", n_s, "scores")
     if n_s and scores:
         q = _tiered_pairs(_score_tiers(score_key), scores)
         parts.append(f"SELECT *, 'score' AS origin FROM ({q}) WHERE strength >= {float(margin)!r}")
@@ -398,7 +399,8 @@ def to_battles(ds: Dataset, *, ties: str | None = None, annotators: str = "each"
     annotators
         ``"each"`` keeps every judgment (the Chatbot Arena convention); ``"majority"``
         reduces several judgments of one pair of responses to the majority outcome
-        (equal votes become a tie).
+        (equal votes become a tie; ``strength`` is the vote margin |mean outcome|, ties
+        counting 0).
 
     Returns
     -------
@@ -432,9 +434,10 @@ def to_battles(ds: Dataset, *, ties: str | None = None, annotators: str = "each"
         # as (least id, greatest id) before counting.
         base = """SELECT min(judgment_id) AS judgment_id, prompt_id, x AS a, y AS b,
                          sign(sum(o))::TINYINT AS outcome, NULL::VARCHAR AS tie_kind,
-                         NULL::VARCHAR AS annotator_id, abs(avg(o)) AS strength
+                         NULL::VARCHAR AS annotator_id, abs(avg(o)) AS strength,
+                         min(__ord) AS __ord
                   FROM (SELECT judgment_id, prompt_id, least(a, b) AS x, greatest(a, b) AS y,
-                               CASE WHEN a <= b THEN outcome ELSE -outcome END AS o
+                               CASE WHEN a <= b THEN outcome ELSE -outcome END AS o, __ord
                         FROM _judgments)
                   GROUP BY prompt_id, x, y"""
     where = "WHERE j.outcome <> 0" if ties == "drop" else ""
@@ -447,7 +450,7 @@ def to_battles(ds: Dataset, *, ties: str | None = None, annotators: str = "each"
         JOIN _responses ra ON ra.response_id = j.a
         JOIN _responses rb ON rb.response_id = j.b
         {where}
-        ORDER BY j.judgment_id"""
+        ORDER BY j.__ord"""
     out = con.sql(sql).to_arrow_table()
     con.close()
     return out
