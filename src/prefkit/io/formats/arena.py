@@ -17,7 +17,6 @@ judgment with ``a`` = model A's (M1's) response.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -28,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from prefkit.errors import InputError, PrefkitError, RecordError
 from prefkit.io.formats.base import (
@@ -42,7 +40,8 @@ from prefkit.io.formats.base import (
     read_rows,
     register,
 )
-from prefkit.io.records import CONTAINERS, Record, is_bad, iter_records
+from prefkit.io.formats.sinks import write_table
+from prefkit.io.records import Record, is_bad, iter_records
 from prefkit.schema import A_WINS, ANNOTATOR_KINDS, B_WINS, TIE
 from prefkit.schema.tables import MESSAGES
 
@@ -58,7 +57,6 @@ WINNERS: dict[str, tuple[int, str | None]] = {
 PROMPT_ROLES = ("system", "user")
 #: Optional arena columns carried as judgment meta, with their parsers.
 JUDGMENT_META = ("turn", "language", "anony", "tstamp")
-WRITE_CONTAINERS = ("jsonl", "json", "parquet", "csv", "tsv")
 
 RATINGS_DIR = "ratings-human"
 RATING_FILE = re.compile(
@@ -247,58 +245,6 @@ def sniff_arena(sample: Sample) -> float:
 
 
 # --- writing battles ---------------------------------------------------------------------------
-def _container(path: Path, options: dict[str, Any]) -> str:
-    """The output container: the ``container`` option, else the path's data suffix.
-
-    The suffixes are searched from the end because the caller may hand over a temporary
-    name with an extra suffix (``.out.parquet.tmp-1a2b``).
-    """
-    chosen = options.get("container")
-    if chosen is None:
-        chosen = next(
-            (CONTAINERS[s.lower()] for s in reversed(path.suffixes) if s.lower() in CONTAINERS),
-            "jsonl",
-        )
-    if chosen not in WRITE_CONTAINERS:
-        raise PrefkitError(
-            f"container must be one of {', '.join(WRITE_CONTAINERS)}, got {chosen!r}"
-        )
-    return chosen
-
-
-def write_rows(table: pa.Table, path: Path, container: str) -> None:
-    """Write a table of flat rows as JSON Lines, a JSON array, Parquet or CSV/TSV, batch
-    by batch. In CSV/TSV, list columns (conversations) are JSON text and nulls are empty."""
-    batches = (b.to_pylist() for b in table.to_batches(max_chunksize=10_000))
-    if container == "parquet":
-        pq.write_table(table, path)
-    elif container in ("csv", "tsv"):
-        with open(path, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh, delimiter="\t" if container == "tsv" else ",")
-            writer.writerow(table.column_names)
-            for rows in batches:
-                writer.writerows([_csv_cell(v) for v in row.values()] for row in rows)
-    else:
-        with open(path, "wb") as fh:
-            sep = b"\n" if container == "jsonl" else b",\n"
-            fh.write(b"" if container == "jsonl" else b"[\n")
-            first = True
-            for rows in batches:
-                for row in rows:
-                    fh.write((b"" if first else sep) + orjson.dumps(row))
-                    first = False
-            fh.write(b"\n" if container == "jsonl" and not first else b"")
-            fh.write(b"" if container == "jsonl" else b"\n]\n")
-
-
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        return orjson.dumps(value).decode()
-    return value
-
-
 def _messages_by_id(table: pa.Table, key: str, ids: pa.Array) -> dict[str, list[dict[str, str]]]:
     rows = table.filter(pc.is_in(table.column(key), value_set=ids)).select([key, "messages"])
     return {
@@ -361,9 +307,9 @@ def write_arena(ds: Dataset, path: Path, options: dict[str, Any]) -> None:
     Options: ``battle_ties`` or ``ties`` (``keep``/``drop``, needed when there are ties;
     ``error`` refuses data with ties), ``annotators``
     (``each``/``majority``), ``container`` (``jsonl``, ``json``, ``parquet``, ``csv``,
-    ``tsv``; default from the file suffix).
+    ``tsv``; default from the file suffix; in CSV/TSV the conversations are JSON text).
     """
-    write_rows(battle_rows(ds, options), path, _container(path, options))
+    write_table(battle_rows(ds, options), path, options, fmt="arena", json_cells=True)
 
 
 # --- PRD / QLoRA Vicuna-80 folder ----------------------------------------------------------------

@@ -22,7 +22,8 @@ import orjson
 import pyarrow as pa
 
 from prefkit.errors import InputError, PrefkitError, RecordError
-from prefkit.io.records import Record, container_of, is_bad, iter_records
+from prefkit.io.formats.sinks import output_container as _output_container
+from prefkit.io.records import Record, is_bad, iter_records
 from prefkit.schema import TABLES, TableBuilder
 from prefkit.schema import ids as _ids
 
@@ -284,10 +285,7 @@ def read_rows(
                     raise RecordError(None, problem)
                 convert(rec.data, emit)
             except RecordError as err:
-                emit.rollback()
-                if q is None:
-                    raise InputError(rec.file, rec.where, err.field, err.message) from None
-                q.add(rec, err)
+                reject(emit, q, rec, err)
                 continue
             except (
                 KeyError,
@@ -299,11 +297,8 @@ def read_rows(
             ) as exc:
                 # An adapter tripping on an unexpected shape is still the record's fault;
                 # say which record, not where in prefkit.
-                emit.rollback()
                 shape = RecordError(None, f"unexpected record shape ({type(exc).__name__}: {exc})")
-                if q is None:
-                    raise InputError(rec.file, rec.where, None, shape.message) from None
-                q.add(rec, shape)
+                reject(emit, q, rec, shape)
                 continue
             emit.commit()
             if q is not None:
@@ -311,6 +306,14 @@ def read_rows(
             if emit.pending() >= options.batch_rows:
                 yield emit.flush()
     yield emit.flush()
+
+
+def reject(emit: Emitter, quarantine: Quarantine | None, rec: Record, err: RecordError) -> None:
+    """Drop the rows ``rec`` staged, then quarantine it, or raise an InputError naming it."""
+    emit.rollback()
+    if quarantine is None:
+        raise InputError(rec.file, rec.where, err.field, err.message) from None
+    quarantine.add(rec, err)
 
 
 def unique_stems(paths: list[Path]) -> list[str]:
@@ -324,8 +327,8 @@ def unique_stems(paths: list[Path]) -> list[str]:
 
 
 def output_container(path: Path, options: Mapping[str, Any], default: str = "jsonl") -> str:
-    """A writer's output container: ``options["container"]``, else the path's suffix."""
-    return options.get("container") or container_of(Path(path)) or default
+    """A writer's output container (the name only; gzip and checks: :mod:`.sinks`)."""
+    return _output_container(path, options, default)[0]
 
 
 # --- record field helpers adapters use ---------------------------------------------------------

@@ -25,7 +25,7 @@ import pyarrow.json as pajson
 import xxhash
 
 from prefkit.errors import InputError, RecordError
-from prefkit.io.formats.base import Chunk, Emitter, Quarantine
+from prefkit.io.formats.base import Chunk, Emitter, Quarantine, reject
 from prefkit.io.records import Record, _json_problem, open_binary
 from prefkit.schema import ids as _ids
 from prefkit.schema.tables import MESSAGES
@@ -178,10 +178,7 @@ def read_fast(
                     raise RecordError(None, _json_problem(raw, exc)) from None
                 convert(data, emit)
             except RecordError as err:
-                emit.rollback()
-                if quarantine is None:
-                    raise InputError(rec.file, rec.where, err.field, err.message) from None
-                quarantine.add(rec, err)
+                reject(emit, quarantine, rec, err)
                 continue
             emit.commit()
             if quarantine is not None:

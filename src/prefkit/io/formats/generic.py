@@ -33,7 +33,8 @@ from prefkit.io.formats.base import (
     read_rows,
     register,
 )
-from prefkit.io.formats.trl import as_messages, keep_filled, query_table, write_table
+from prefkit.io.formats.sinks import write_table
+from prefkit.io.formats.trl import as_messages, keep_filled, query_table
 from prefkit.schema import A_WINS, ANNOTATOR_KINDS, B_WINS, TIE
 
 OPTIONS = {

@@ -52,9 +52,8 @@ from prefkit.io.formats.likert import (
     read_per_file,
     refuse_events,
     split_names,
-    write_rows,
-    writer_container,
 )
+from prefkit.io.formats.sinks import output_container, write_records
 from prefkit.schema import A_WINS, B_WINS, TIE, text_of
 
 if TYPE_CHECKING:
@@ -291,7 +290,7 @@ def sniff(sample: Sample) -> float:
 
 
 # --- writing ------------------------------------------------------------------------------------
-def _write_ratings(ds: Dataset, path: Path, container: str, gz: bool) -> None:
+def _write_ratings(ds: Dataset, path: Path, options: dict[str, Any]) -> None:
     refuse_events(ds, "helpsteer", " (write them with layout='preference')")
     con = open_views(ds)
     attrs = attribute_names(con, ATTRIBUTES)
@@ -302,9 +301,8 @@ def _write_ratings(ds: Dataset, path: Path, container: str, gz: bool) -> None:
     )
     columns = ["prompt", "response", *attrs, *(["score"] if has_score else [])]
 
-    def rows() -> Iterator[list[dict[str, Any]]]:
+    def rows() -> Iterator[dict[str, Any]]:
         for batch in batches_of(con, query):
-            out = []
             for row in batch:
                 values = as_dict(row["attributes"])
                 item: dict[str, Any] = {
@@ -314,16 +312,15 @@ def _write_ratings(ds: Dataset, path: Path, container: str, gz: bool) -> None:
                 item.update({a: _int_if_whole(values.get(a)) for a in attrs})
                 if has_score:
                     item["score"] = row["score"]
-                out.append(item)
-            yield out
+                yield item
 
     try:
-        write_rows(path, container, rows(), gz=gz, columns=columns, schema=_schema(columns, attrs))
+        write_records(rows(), path, options, fmt="helpsteer", schema=_schema(columns, attrs))
     finally:
         con.close()
 
 
-def _write_preferences(ds: Dataset, path: Path, container: str, gz: bool) -> None:
+def _write_preferences(ds: Dataset, path: Path, options: dict[str, Any]) -> None:
     if ds.num_rows("rankings"):
         raise PrefkitError(
             "format 'helpsteer' cannot hold rankings; write them with the canonical format"
@@ -342,9 +339,8 @@ def _write_preferences(ds: Dataset, path: Path, container: str, gz: bool) -> Non
     columns = [*(["split"] if has_split else []), "prompt", "response_1", "response_2"]
     columns += ["preference_strength", "preference_statement"]
 
-    def rows() -> Iterator[list[dict[str, Any]]]:
+    def rows() -> Iterator[dict[str, Any]]:
         for batch in batches_of(con, query):
-            out = []
             for row in batch:
                 if row["outcome"] != TIE and row["strength"] is None:
                     raise PrefkitError(
@@ -364,18 +360,11 @@ def _write_preferences(ds: Dataset, path: Path, container: str, gz: bool) -> Non
                     preference_strength=_int_if_whole(value + 0.0),
                     preference_statement=row["rationale"],
                 )
-                out.append(item)
-            yield out
+                yield item
 
     try:
-        write_rows(
-            path,
-            container,
-            rows(),
-            gz=gz,
-            columns=columns,
-            schema=_schema(columns, ["preference_strength"]),
-        )
+        schema = _schema(columns, ["preference_strength"])
+        write_records(rows(), path, options, fmt="helpsteer", schema=schema)
     finally:
         con.close()
 
@@ -398,11 +387,11 @@ def write(ds: Dataset, path: Path, options: dict[str, Any]) -> None:
     layout = options.get("layout", "ratings")
     if layout not in LAYOUTS:
         raise PrefkitError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    container, gz = writer_container(path, options, "jsonl")
+    output_container(path, options, fmt="helpsteer")
     if layout == "ratings":
-        _write_ratings(ds, path, container, gz)
+        _write_ratings(ds, path, options)
     else:
-        _write_preferences(ds, path, container, gz)
+        _write_preferences(ds, path, options)
 
 
 register(

@@ -38,7 +38,8 @@ from prefkit.io.formats.base import (
     read_rows,
     register,
 )
-from prefkit.io.formats.trl import extra_meta, pairs_view, split_shared, write_table
+from prefkit.io.formats.sinks import write_table
+from prefkit.io.formats.trl import extra_meta, pairs_view, split_shared
 from prefkit.schema import A_WINS
 
 CHOSEN, REJECTED = "chosen", "rejected"

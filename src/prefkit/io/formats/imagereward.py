@@ -23,8 +23,6 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from prefkit import engine
 from prefkit.dataset import Dataset
@@ -35,12 +33,13 @@ from prefkit.io.formats.base import (
     ReadOptions,
     Sample,
     need,
-    output_container,
     read_rows,
     register,
 )
+from prefkit.io.formats.sinks import output_container, write_records
 
 KEYS = {"prompt", "generations", "ranking"}
+WRITE_CONTAINERS = ("json", "jsonl", "parquet", "csv")
 MIME = {
     ".webp": "image/webp",
     ".png": "image/png",
@@ -253,49 +252,13 @@ def write(ds: Dataset, path: Path, options: dict[str, Any]) -> None:
         ``container``: ``json`` (a JSON array, as ImageReward ships it), ``jsonl``,
         ``parquet`` or ``csv`` (lists JSON-encoded); default from the suffix, else JSONL.
     """
-    container = output_container(path, options)
-    if container not in ("json", "jsonl", "parquet", "csv"):
-        raise PrefkitError(
-            f"imagereward: cannot write container {container!r}; use json, jsonl, parquet or csv"
-        )
+    output_container(path, options, allowed=WRITE_CONTAINERS, fmt="imagereward")
     with engine.connect() as con:
         _views(con, ds)
         _check_writable(con, ds)
-    items = _iter_items(ds)
-    if container in ("parquet", "csv"):
-        _write_table(items, path, container)
-        return
-    with open(path, "wb") as fh:
-        fh.write(b"[\n" if container == "json" else b"")
-        for n, item in enumerate(items):
-            if container == "json":
-                fh.write((b",\n" if n else b"") + orjson.dumps(item))
-            else:
-                fh.write(orjson.dumps(item) + b"\n")
-        fh.write(b"\n]\n" if container == "json" else b"")
-
-
-def _write_table(items: Iterator[dict[str, Any]], path: Path, container: str) -> None:
-    schema = ITEM_SCHEMA
-    if container == "csv":
-        schema = pa.schema([(f.name, pa.string()) for f in ITEM_SCHEMA])
-    writer: Any = (
-        pq.ParquetWriter(path, schema) if container == "parquet" else pacsv.CSVWriter(path, schema)
+    write_records(
+        _iter_items(ds), path, options, fmt="imagereward", schema=ITEM_SCHEMA, json_cells=True
     )
-    batch: list[dict[str, Any]] = []
-    with writer:
-        for item in items:
-            if container == "csv":
-                item = {
-                    **item,
-                    **{k: orjson.dumps(item[k]).decode() for k in ("generations", "ranking")},
-                }
-            batch.append(item)
-            if len(batch) >= WRITE_BATCH:
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                batch = []
-        if batch:
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
 
 
 register(

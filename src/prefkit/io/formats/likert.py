@@ -17,9 +17,6 @@ The helpers in the "shared by the rating adapters" section are also used by the
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -28,9 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from prefkit.errors import InputError, PrefkitError, RecordError
 from prefkit.io.formats.base import (
@@ -40,10 +35,10 @@ from prefkit.io.formats.base import (
     ReadOptions,
     Sample,
     number,
-    output_container,
     read_rows,
     register,
 )
+from prefkit.io.formats.sinks import output_container, write_records
 from prefkit.io.records import is_bad, iter_records
 from prefkit.schema import CORE, text_of
 
@@ -228,72 +223,6 @@ def check_scale(value: float, scale: tuple[float, float] | None, name: str) -> f
 def fmt_number(value: float) -> str:
     """``4.0`` -> ``"4"``, ``4.5`` -> ``"4.5"`` (shortest round-tripping text)."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def writer_container(path: Path, options: Mapping[str, Any], default: str) -> tuple[str, bool]:
-    """The container to write (``options["container"]`` or the file name) and whether to gzip."""
-    kind = output_container(path, options, default)
-    if kind not in ("jsonl", "json", "parquet", "csv", "tsv"):
-        raise PrefkitError(f"cannot write container {kind!r}; use jsonl, json, parquet or csv")
-    return kind, Path(path).name.lower().endswith(".gz") and kind != "parquet"
-
-
-def write_rows(
-    path: Path,
-    container: str,
-    batches: Iterable[list[dict[str, Any]]],
-    *,
-    gz: bool = False,
-    columns: list[str] | None = None,
-    schema: pa.Schema | None = None,
-) -> None:
-    """Stream row batches to ``path`` as JSONL, a JSON array, CSV/TSV or Parquet."""
-    if container == "parquet":
-        writer = None
-        for batch in batches:
-            table = pa.Table.from_pylist(batch, schema=schema)
-            if writer is None:
-                writer = pq.ParquetWriter(path, table.schema)
-            writer.write_table(table)
-        if writer is None:
-            empty = (
-                schema
-                if schema is not None
-                else pa.schema([(c, pa.string()) for c in columns or []])
-            )
-            writer = pq.ParquetWriter(path, empty)
-        writer.close()
-        return
-    with gzip.open(path, "wb") if gz else open(path, "wb") as fh:
-        if container in ("csv", "tsv"):
-            text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
-            out = csv.writer(text, delimiter="\t" if container == "tsv" else ",")
-            out.writerow(columns or [])
-            for batch in batches:
-                out.writerows([_cell(row.get(c)) for c in columns or []] for row in batch)
-            text.flush()
-            text.detach()
-        elif container == "json":
-            fh.write(b"[")
-            first = True
-            for batch in batches:
-                for row in batch:
-                    fh.write((b"\n" if first else b",\n") + orjson.dumps(row))
-                    first = False
-            fh.write(b"\n]\n")
-        else:
-            for batch in batches:
-                fh.write(b"".join(orjson.dumps(row) + b"\n" for row in batch))
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return fmt_number(value)
-    if isinstance(value, (list, dict)):
-        return orjson.dumps(value).decode()
-    return str(value)
 
 
 def refuse_events(ds: Dataset, fmt: str, hint: str = "") -> None:
@@ -550,7 +479,7 @@ def write(ds: Dataset, path: Path, options: dict[str, Any]) -> None:
     Multi-turn prompts and responses are flattened to text (turns joined by blank lines).
     """
     refuse_events(ds, "likert")
-    container, gz = writer_container(path, options, "csv")
+    output_container(path, options, "csv", fmt="likert")
     con = open_views(ds)
     attrs = attribute_names(con, NLG_RATINGS)
     ctx_rows = con.sql("SELECT DISTINCT unnest(map_keys(context)) FROM prom_raw").fetchall()
@@ -559,18 +488,9 @@ def write(ds: Dataset, path: Path, options: dict[str, Any]) -> None:
         "SELECT p.messages AS pm, p.context AS ctx, r.messages AS rm, r.source, r.score, r.attributes "
         "FROM resp r LEFT JOIN prom p USING (prompt_id) ORDER BY r.__i"
     )
-    columns = [
-        "prompt",
-        "response",
-        "source",
-        *attrs,
-        "score",
-        *(CONTEXT_PREFIX + k for k in ctx_keys),
-    ]
 
-    def rows() -> Iterator[list[dict[str, Any]]]:
+    def rows() -> Iterator[dict[str, Any]]:
         for batch in batches_of(con, query):
-            out = []
             for row in batch:
                 values = as_dict(row["attributes"])
                 ctx = as_dict(row["ctx"])
@@ -582,8 +502,7 @@ def write(ds: Dataset, path: Path, options: dict[str, Any]) -> None:
                 item.update({a: values.get(a) for a in attrs})
                 item["score"] = row["score"]
                 item.update({CONTEXT_PREFIX + k: ctx.get(k) for k in ctx_keys})
-                out.append(item)
-            yield out
+                yield item
 
     schema = pa.schema(
         [("prompt", pa.string()), ("response", pa.string()), ("source", pa.string())]
@@ -592,7 +511,7 @@ def write(ds: Dataset, path: Path, options: dict[str, Any]) -> None:
         + [(CONTEXT_PREFIX + k, pa.string()) for k in ctx_keys]
     )
     try:
-        write_rows(path, container, rows(), gz=gz, columns=columns, schema=schema)
+        write_records(rows(), path, options, fmt="likert", schema=schema, default="csv")
     finally:
         con.close()
 

@@ -25,13 +25,11 @@ import uuid
 from collections.abc import Collection, Iterator
 from itertools import chain
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import duckdb
 import orjson
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from prefkit import engine
 from prefkit.dataset import Dataset
@@ -42,10 +40,10 @@ from prefkit.io.formats.base import (
     ReadOptions,
     Sample,
     need,
-    output_container,
     read_rows,
     register,
 )
+from prefkit.io.formats.sinks import output_container, write_records
 from prefkit.io.records import Record, is_bad, iter_records
 from prefkit.schema import CORE
 
@@ -53,6 +51,7 @@ ROLE_IN = {"prompter": "user", "assistant": "assistant"}
 ROLE_OUT = {"user": "prompter", "assistant": "assistant"}
 DELETED = ("keep", "skip")
 LAYOUTS = ("trees", "messages")
+WRITE_CONTAINERS = ("jsonl", "json", "parquet", "csv")
 TREE_KEYS = {"message_tree_id", "prompt"}
 ROW_KEYS = {"message_id", "text", "role"}
 WRITE_BATCH = 5_000
@@ -488,31 +487,6 @@ def _flatten(tree: dict[str, Any]) -> Iterator[dict[str, Any]]:
         stack.extend(reversed(msg["replies"]))
 
 
-def _write_json(trees: Iterator[dict[str, Any]], fh: IO[bytes], array: bool) -> None:
-    fh.write(b"[\n" if array else b"")
-    for n, tree in enumerate(trees):
-        if array and n:
-            fh.write(b",\n")
-        fh.write(orjson.dumps(tree) + (b"" if array else b"\n"))
-    fh.write(b"\n]\n" if array else b"")
-
-
-def _write_flat(trees: Iterator[dict[str, Any]], path: Path, container: str) -> None:
-    writer: Any = (
-        pq.ParquetWriter(path, FLAT_SCHEMA)
-        if container == "parquet"
-        else pacsv.CSVWriter(path, FLAT_SCHEMA)
-    )
-    rows: list[dict[str, Any]] = []
-    with writer:
-        for tree in chain(trees, [None]):
-            if tree is not None:
-                rows.extend(_flatten(tree))
-            if rows and (tree is None or len(rows) >= WRITE_BATCH):
-                writer.write_table(pa.Table.from_pylist(rows, schema=FLAT_SCHEMA))
-                rows = []
-
-
 def write(ds: Dataset, path: Path, options: dict[str, Any]) -> None:
     """Write ``ds`` as OASST message trees.
 
@@ -532,26 +506,18 @@ def write(ds: Dataset, path: Path, options: dict[str, Any]) -> None:
             f"oasst: the dataset has {ds.num_rows('judgments'):,} pairwise judgments, which OASST trees "
             "cannot hold (they hold rankings only); write it in a pairwise format or as a prefkit dataset"
         )
-    container = output_container(path, options)
-    if container not in ("jsonl", "json", "parquet", "csv"):
-        raise PrefkitError(
-            f"oasst: cannot write container {container!r}; use jsonl, json, parquet or csv"
-        )
+    container, _ = output_container(path, options, allowed=WRITE_CONTAINERS, fmt="oasst")
     layout = options.get("layout") or ("trees" if container in ("jsonl", "json") else "messages")
     if layout not in LAYOUTS or (layout == "trees" and container in ("parquet", "csv")):
         raise PrefkitError(
             f"oasst: layout must be 'trees' (jsonl/json) or 'messages', got {layout!r} for {container}"
         )
     trees = _iter_trees(ds)
-    if layout == "messages" and container in ("parquet", "csv"):
-        _write_flat(trees, path, container)
-        return
-    with open(path, "wb") as fh:
-        if layout == "messages":
-            rows = (row for tree in trees for row in _flatten(tree))
-            _write_json(rows, fh, container == "json")
-        else:
-            _write_json(trees, fh, container == "json")
+    if layout == "trees":
+        write_records(trees, path, options, fmt="oasst")
+    else:
+        rows = (row for tree in trees for row in _flatten(tree))
+        write_records(rows, path, options, fmt="oasst", schema=FLAT_SCHEMA)
 
 
 register(

@@ -33,7 +33,8 @@ from prefkit.io.formats.base import (
     read_rows,
     register,
 )
-from prefkit.io.formats.trl import extra_meta, keep_filled, pairs_view, query_table, write_table
+from prefkit.io.formats.sinks import write_table
+from prefkit.io.formats.trl import extra_meta, keep_filled, pairs_view, query_table
 from prefkit.schema import A_WINS, B_WINS
 
 HISTORY, REF_A, REF_B, LABELS = "history", "human_ref_A", "human_ref_B", "labels"

@@ -15,23 +15,19 @@ Optional columns ``score_chosen`` / ``score_rejected`` become response scores; o
 scalar columns (``margin``, ids, ...) are kept as judgment meta columns.
 
 This module also holds the small helpers the other flat pairwise adapters share
-(message checking, shared-prefix splitting, choosing and streaming the output container).
+(message checking, shared-prefix splitting); the output container and the streaming
+writer live in :mod:`prefkit.io.formats.sinks` and are re-exported here.
 """
 
 from __future__ import annotations
 
-import gzip
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
-from prefkit.errors import InputError, PrefkitError, RecordError
+from prefkit.errors import InputError, RecordError
 from prefkit.io.formats.base import (
     Chunk,
     Emitter,
@@ -44,7 +40,13 @@ from prefkit.io.formats.base import (
     unique_stems,
 )
 from prefkit.io.formats.fastpairs import read_fast
-from prefkit.io.records import container_of, iter_records, resolve_container
+
+# Re-exported: these used to live here, and code outside prefkit may import them from here.
+from prefkit.io.formats.sinks import OUTPUT_CONTAINERS as OUTPUT_CONTAINERS
+from prefkit.io.formats.sinks import WRITE_BATCH as WRITE_BATCH
+from prefkit.io.formats.sinks import output_container as output_container
+from prefkit.io.formats.sinks import write_table as write_table
+from prefkit.io.records import iter_records, resolve_container
 from prefkit.schema import A_WINS
 
 PROMPT, CHOSEN, REJECTED = "prompt", "chosen", "rejected"
@@ -65,9 +67,6 @@ _JUDGMENT_CORE = frozenset(
     | {"annotator_kind", "rationale"}
 )
 _SCALARS = (str, int, float, bool)
-_TMP_SUFFIX = re.compile(r"\.tmp-[0-9a-f]+$")
-WRITE_BATCH = 50_000
-OUTPUT_CONTAINERS = ("jsonl", "json", "parquet", "csv", "tsv")
 
 
 # --- helpers shared by the flat pairwise adapters ------------------------------------------------
@@ -163,23 +162,6 @@ def pairs_view(ds: Any, options: Mapping[str, Any], **forced: Any) -> pa.Table:
     return to_pairs(ds, **policy)
 
 
-def output_container(path: Path, options: Mapping[str, Any]) -> tuple[str, bool]:
-    """(container, gzip?) from the ``container`` option, else the path's suffixes, else JSONL.
-
-    A temporary ``.tmp-<hex>`` suffix added by atomic writes is ignored.
-    """
-    name = _TMP_SUFFIX.sub("", path.name)
-    gz = name.lower().endswith(".gz")
-    chosen = options.get("container")
-    if chosen is not None:
-        if chosen not in OUTPUT_CONTAINERS:
-            raise PrefkitError(
-                f"container must be one of {', '.join(OUTPUT_CONTAINERS)}, got {chosen!r}"
-            )
-        return str(chosen), gz
-    return container_of(Path(name)) or "jsonl", gz
-
-
 def query_table(con: Any, sql: str) -> pa.Table:
     """Run ``sql`` on a DuckDB connection and return an Arrow table with plain string columns."""
     rel = con.sql(sql)
@@ -200,77 +182,6 @@ def keep_filled(table: pa.Table, required: Iterable[str]) -> pa.Table:
     return table.select(
         [c for c in table.column_names if c in need or table.column(c).null_count < table.num_rows]
     )
-
-
-def _is_nested(t: pa.DataType) -> bool:
-    return (
-        pa.types.is_list(t)
-        or pa.types.is_large_list(t)
-        or pa.types.is_struct(t)
-        or pa.types.is_map(t)
-    )
-
-
-def write_table(
-    table: pa.Table | pa.RecordBatchReader, path: Path, options: Mapping[str, Any], *, fmt: str
-) -> None:
-    """Write ``table`` (or a stream of batches) to ``path`` as JSONL, JSON, Parquet or
-    CSV/TSV, batch by batch.
-
-    Raises
-    ------
-    PrefkitError
-        For CSV/TSV output of list-valued (conversational) columns.
-    """
-    container, gz = output_container(path, options)
-    if container == "parquet":
-        with pq.ParquetWriter(path, table.schema) as writer:
-            for batch in _batches(table):
-                writer.write_batch(batch)
-        return
-    if container in ("csv", "tsv"):
-        nested = [f.name for f in table.schema if _is_nested(f.type)]
-        if nested:
-            raise PrefkitError(
-                f"{fmt}: columns {nested} hold conversations (lists of messages), which CSV cannot "
-                "hold; pass conversational=False to write plain text, or write .jsonl/.json/.parquet"
-            )
-        sink = pa.CompressedOutputStream(str(path), "gzip") if gz else pa.OSFile(str(path), "wb")
-        opts = pacsv.WriteOptions(delimiter="\t" if container == "tsv" else ",")
-        with sink, pacsv.CSVWriter(sink, table.schema, write_options=opts) as writer:
-            for batch in _batches(table):
-                writer.write_batch(batch)
-        return
-    opener = gzip.open if gz else open
-    with opener(path, "wb") as fh:
-        lines = _json_lines(table)
-        if container == "json":
-            fh.write(b"[")
-            first = True
-            for block in lines:
-                fh.write((b"\n" if first else b",\n") + b",\n".join(block))
-                first = False
-            fh.write(b"\n]\n")
-        else:
-            for block in lines:
-                fh.write(b"\n".join(block) + b"\n")
-
-
-def _batches(table: pa.Table | pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
-    if isinstance(table, pa.Table):
-        yield from table.to_batches(max_chunksize=WRITE_BATCH)
-    else:
-        yield from table
-
-
-def _json_lines(table: pa.Table | pa.RecordBatchReader) -> Iterator[list[bytes]]:
-    # Column-wise to_pylist + zip is ~20% faster than RecordBatch.to_pylist on wide text.
-    dumps = orjson.dumps
-    names = table.schema.names
-    for batch in _batches(table):
-        if batch.num_rows:
-            cols = [c.to_pylist() for c in batch.columns]
-            yield [dumps(dict(zip(names, row, strict=True))) for row in zip(*cols, strict=True)]
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from prefkit.io.formats.base import (
     Sample,
     read_rows,
     register,
+    reject,
     unique_stems,
 )
 from prefkit.io.records import Record, open_binary
@@ -564,10 +565,7 @@ def read_ranking(paths: list[Path], options: ReadOptions) -> Iterator[Chunk]:
                 pid = debate_prompt(emit, title, stance, debate_side=side)
                 rid = argument(emit, pid, _text(row, "argument"), score=score, arg_id=arg_id)
             except RecordError as err:
-                emit.rollback()
-                if q is None:
-                    raise InputError(rec.file, rec.where, err.field, err.message) from None
-                q.add(rec, err)
+                reject(emit, q, rec, err)
                 continue
             emit.commit()
             if rid in scored:

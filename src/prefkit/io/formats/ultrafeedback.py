@@ -46,9 +46,8 @@ from prefkit.io.formats.likert import (
     open_views,
     quote,
     refuse_events,
-    write_rows,
-    writer_container,
 )
+from prefkit.io.formats.sinks import output_container, write_records
 from prefkit.schema import text_of
 
 if TYPE_CHECKING:
@@ -202,7 +201,7 @@ def write(ds: Dataset, path: Path, options: dict[str, Any]) -> None:
     text (turns joined by blank lines), as the layout has one instruction string.
     """
     refuse_events(ds, "ultrafeedback")
-    container, gz = writer_container(path, options, "jsonl")
+    container, _ = output_container(path, options, fmt="ultrafeedback")
     if container in ("csv", "tsv"):
         raise PrefkitError(
             "format 'ultrafeedback' is nested; write it as .jsonl, .json or .parquet"
@@ -237,9 +236,8 @@ def write(ds: Dataset, path: Path, options: dict[str, Any]) -> None:
             item["critique"] = c["critique"]
         return item
 
-    def rows() -> Iterator[list[dict[str, Any]]]:
+    def rows() -> Iterator[dict[str, Any]]:
         for batch in batches_of(con, query):
-            out = []
             for row in batch:
                 comps = [completion(c) for c in row["comps"] or []]
                 item: dict[str, Any] = {"source": row.get("source")} if "source" in pmeta else {}
@@ -247,12 +245,11 @@ def write(ds: Dataset, path: Path, options: dict[str, Any]) -> None:
                 item["models"] = [c["model"] for c in comps]
                 item["completions"] = comps
                 item.update({c: row[c] for c in pmeta if c != "source"})
-                out.append(item)
-            yield out
+                yield item
 
-    schema = _parquet_schema(aspects, rmeta, pmeta, prom_cols) if container == "parquet" else None
+    schema = _parquet_schema(aspects, rmeta, pmeta, prom_cols)
     try:
-        write_rows(path, container, rows(), gz=gz, schema=schema)
+        write_records(rows(), path, options, fmt="ultrafeedback", schema=schema)
     finally:
         con.close()
 
