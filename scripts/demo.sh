@@ -33,6 +33,10 @@ $PK synth --kind battles --n-models 6 --n-prompts 3000 --seed 1 "$OUT/battles"
 $PK convert "$OUT/battles" "$OUT/battles.jsonl" --to arena --battle-ties keep
 $PK info "$OUT/battles" --json | .venv/bin/python -c 'import json,sys; i=json.load(sys.stdin); print("outcomes:", i["outcomes"]); print("models:", i["sources"])'
 
+step "6b. the arena leaderboard of those battles, with bootstrap intervals and an HTML report"
+$PK arena "$OUT/battles" --bootstrap 500 --html "$OUT/arena.html"
+.venv/bin/python -c 'import json,sys; m=json.load(open(sys.argv[1]))["planted"]["models"]["skills"]; print("planted skills (the truth the leaderboard should recover):", {k: round(v) for k, v in sorted(m.items(), key=lambda kv: -kv[1])})' "$OUT/battles/manifest.json"
+
 step "7. rankings with ties -> pairs from every ranked pair"
 $PK synth --kind rankings --n-prompts 500 --responses-per-prompt 5 --seed 2 "$OUT/rankings"
 $PK convert "$OUT/rankings" "$OUT/ranked_pairs.parquet" --to trl --rankings all

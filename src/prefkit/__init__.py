@@ -9,6 +9,7 @@ Load any preference dataset into one data model, inspect it, curate it, and lear
 
 __version__ = "0.1.0"
 
+from prefkit import synth
 from prefkit.dataset import Dataset, Manifest
 from prefkit.errors import InputError, PrefkitError
 from prefkit.io.api import convert, from_pairs, load, save

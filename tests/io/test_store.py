@@ -480,3 +480,26 @@ def test_missing_table_file_is_refused_with_table_name(tmp_path: Path) -> None:
     with pytest.raises(PrefkitError, match="'rankings'") as err:
         load_dataset_dir(target)
     assert str(target) in str(err.value)
+
+
+def test_dedup_keeps_first_occurrences_in_order_across_shards(tmp_path: Path) -> None:
+    # Three chunks; the second has an extra meta column, so the prompts land in two
+    # shard files. "b" repeats in both shards, "a" within the first: first copies win.
+    def prompts(ids: list[str], **meta: list[Any]) -> pa.Table:
+        cols = {
+            "prompt_id": ids,
+            "messages": [[{"role": "user", "content": i}] for i in ids],
+            **meta,
+        }
+        return pa.table(cols)
+
+    chunks = [
+        {"prompts": prompts(["a", "b", "a"])},
+        {"prompts": prompts(["c", "b", "d"], lang=["en", "fr", "de"])},
+        {"prompts": prompts(["e", "d"], lang=["it", "xx"])},
+    ]
+    ds = write_chunks(iter(chunks), tmp_path / "ds")
+    got = ds.prompts
+    assert got.column("prompt_id").to_pylist() == ["a", "b", "c", "d", "e"]
+    assert got.column("lang").to_pylist() == [None, None, "en", "de", "it"]
+    assert read_manifest(tmp_path / "ds")["fingerprint"] == ds.fingerprint()

@@ -45,9 +45,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from prefkit.cli import data, synth
+    from prefkit.cli import arena, data, synth
 
-    for command in (*data.COMMANDS, synth.synth):
+    for command in (*data.COMMANDS, synth.synth, arena.arena):
         cli.add_command(command)
 
 

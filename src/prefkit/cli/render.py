@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from prefkit.info import Info
+from prefkit.ratings.arena import ArenaReport
 from prefkit.schema.validate import Problem
 
 console = Console()
@@ -103,3 +104,63 @@ def render_formats(registry: Mapping[str, Any]) -> None:
         f = registry[name]
         t.add_row(name, ", ".join(f.kinds), "yes" if f.write else "no", f.summary)
     console.print(t)
+
+
+def render_arena(name: str, report: ArenaReport) -> None:
+    r = report.result
+    how = f"{r.method}" + (f", {r.rounds} rounds" if r.rounds else "")
+    t = Table(
+        title=f"{name}: {report.n_battles:,} battles, {len(r.models)} models, ties {r.ties}, {how}",
+        title_justify="left",
+    )
+    for col, justify in (
+        ("rank", "right"),
+        ("model", "left"),
+        ("rating", "right"),
+        (f"{int(r.ci * 100)}% interval", "right"),
+        ("battles", "right"),
+    ):
+        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for row in r.to_table().to_pylist():
+        t.add_row(
+            str(row["rank"]),
+            row["model"],
+            f"{row['rating']:.1f}",
+            f"{row['lower']:.1f} – {row['upper']:.1f}",
+            f"{row['battles']:,}",
+        )
+    console.print(t)
+    if r.tie_param:
+        tp = r.tie_param
+        console.print(f"[bold]{tp['name']}[/bold] = {tp['value']:.4f}")
+    s = report.style
+    if s is not None:
+        st = Table(
+            title="style control (log-odds per std of the normalised difference)",
+            title_justify="left",
+        )
+        for col in ("covariate", "coef", "interval", "p-value"):
+            st.add_column(col)
+        for f, c, lo, hi, p in zip(
+            s.features, s.coef, s.coef_lower, s.coef_upper, s.pvalue, strict=True
+        ):
+            st.add_row(f, f"{c:.3f}", f"{lo:.3f} – {hi:.3f}", f"{p:.2g}")
+        console.print(st)
+        if s.dropped_battles:
+            console.print(
+                f"style control left out {s.dropped_battles:,} battles whose responses have no text"
+            )
+        shifts = sorted(
+            zip(s.models, s.controlled, s.uncontrolled, strict=True), key=lambda x: -x[1]
+        )
+        console.print(
+            "[bold]controlled ratings:[/bold] "
+            + ", ".join(f"{m} {c:.0f} ({c - u:+.0f})" for m, c, u in shifts)
+        )
+    warnings = report.warnings + [w for w in r.warnings if w not in report.warnings]
+    if r.degenerate_rounds:
+        warnings.append(
+            f"{r.degenerate_rounds} degenerate bootstrap round(s) ({r.degenerate_policy}): {r.degenerate_models}"
+        )
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")

@@ -21,7 +21,9 @@ import pyarrow.parquet as pq
 if TYPE_CHECKING:
     from prefkit.dataset import Dataset
 
-CACHE_GROUPS = 4
+CACHE_GROUPS = 8
+#: A wanted column up to this size (uncompressed) is read whole instead of cached by group.
+IN_MEMORY_BYTES = 64 << 20
 
 
 def _fixed_bytes(ids: pa.Array | pa.ChunkedArray, width: int | None = None) -> np.ndarray:
@@ -107,17 +109,12 @@ class Gatherer:
         self._memory = None
         self._files = [pq.ParquetFile(p, pre_buffer=False) for p in files]
         # Row group by row group: a whole-file read buffers far more than the ids need.
-        self._index = KeyIndex(
-            pa.chunked_array(
-                [
-                    c
-                    for pf in self._files
-                    for g in range(pf.num_row_groups)
-                    for c in pf.read_row_group(g, columns=[key]).column(0).chunks
-                ],
-                type=pa.string(),
-            )
-        )
+        self._index = KeyIndex(self._read_column(key, pa.string()))
+        if self._column_bytes() <= IN_MEMORY_BYTES:
+            # Small enough to hold: lookups in any order then cost no decoding at all
+            # (prompts are often small, and repeated prompts point far back).
+            self._memory = self._read_column(column, None)
+            return
         groups = [
             (f, g) for f, pf in enumerate(self._files) for g in range(pf.metadata.num_row_groups)
         ]
@@ -146,6 +143,30 @@ class Gatherer:
         inverse = np.zeros(len(rows), np.int64)
         inverse[np.concatenate(where)] = np.arange(int(valid.sum()))
         return pa.concat_arrays(pieces).take(pa.array(inverse, mask=~valid))
+
+    def _read_column(self, column: str, type_: pa.DataType | None) -> pa.ChunkedArray:
+        chunks = [
+            c
+            for pf in self._files
+            for g in range(pf.num_row_groups)
+            for c in pf.read_row_group(g, columns=[column]).column(0).chunks
+        ]
+        return pa.chunked_array(
+            chunks, type=type_ or self._files[0].schema_arrow.field(column).type
+        )
+
+    def _column_bytes(self) -> int:
+        """Uncompressed size of the wanted column, from the Parquet metadata."""
+        total = 0
+        for pf in self._files:
+            for g in range(pf.metadata.num_row_groups):
+                rg = pf.metadata.row_group(g)
+                total += sum(
+                    rg.column(i).total_uncompressed_size
+                    for i in range(rg.num_columns)
+                    if rg.column(i).path_in_schema.split(".")[0] == self.column
+                )
+        return total
 
     def _group(self, g: int) -> pa.Array:
         cached = self._cache.get(g)

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -202,31 +203,59 @@ _CONTENT_KEYS = {"prompts": "prompt_id", "responses": "response_id", "annotators
 
 
 def _dedup_shards(name: str, shards: list[Path], folder: Path) -> list[Path]:
-    """Rewrite a content table keeping the first row per id (a global step, in DuckDB).
+    """Rewrite a content table keeping the first row per id (a global step).
 
     Readers may emit a prompt or response more than once (the same prompt in many files,
     or in several blocks of a streamed file); the store keeps first occurrences in order.
+    As DESIGN.md §3 prescribes for global work, only the ids go through DuckDB (which
+    positions to keep); the rows are then filtered row group by row group, so the texts
+    are never held or sorted at once.
     """
     key = _CONTENT_KEYS[name]
     files = [str(p) for p in shards]
-    out = folder / f".{name}.dedup.parquet"
     con = connect()
-    con.execute(
-        f"""COPY (SELECT * EXCLUDE (filename, file_row_number)
-                  FROM read_parquet({files!r}, union_by_name=true, filename=true, file_row_number=true)
-                  QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY filename, file_row_number) = 1
-                  ORDER BY filename, file_row_number)
-            TO '{out}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"""
-    )
+    keep = con.execute(
+        f"""SELECT min((list_position({files!r}, filename)::BIGINT << 40) + file_row_number)
+            FROM read_parquet({files!r}, union_by_name=true, filename=true, file_row_number=true)
+            GROUP BY {key}"""
+    ).fetchnumpy()
     con.close()
+    ordinals = np.sort(np.asarray(next(iter(keep.values())), dtype=np.int64))
+    out_dir = folder / f".{name}.dedup"
+    out_dir.mkdir()
+    written = []
+    for f, path in enumerate(shards, start=1):
+        lo, hi = np.searchsorted(ordinals, [f << 40, (f + 1) << 40])
+        rows = ordinals[lo:hi] - (f << 40)
+        pf = pq.ParquetFile(path)
+        target = out_dir / f"part-{f - 1:05d}.parquet"
+        with pq.ParquetWriter(target, pf.schema_arrow, compression="zstd") as writer:
+            start = 0
+            for g in range(pf.num_row_groups):
+                n = pf.metadata.row_group(g).num_rows
+                a, b = np.searchsorted(rows, [start, start + n])
+                if b > a:
+                    group = pf.read_row_group(g)
+                    writer.write_table(
+                        group.take(pa.array(rows[a:b] - start)), row_group_size=ROW_GROUP_ROWS
+                    )
+                start += n
+        written.append(target)
     for p in shards:
         p.unlink()
     shard_dir = shards[0].parent
     if shard_dir != folder and not any(shard_dir.iterdir()):
         shard_dir.rmdir()
-    final = folder / f"{name}.parquet"
-    os.replace(out, final)
-    return [final]
+    if len(written) == 1:
+        final = folder / f"{name}.parquet"
+        os.replace(written[0], final)
+        out_dir.rmdir()
+        return [final]
+    final_dir = folder / name
+    if final_dir.exists():
+        final_dir.rmdir()
+    os.replace(out_dir, final_dir)
+    return sorted(final_dir.glob("*.parquet"))
 
 
 def _write_manifest(

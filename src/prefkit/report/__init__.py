@@ -1,0 +1,1 @@
+"""Rendering of findings, ratings and metrics: self-contained HTML (no CDN), JSON, CSV."""
