@@ -106,3 +106,36 @@ def test_vicuna_battles_with_style_control(shared_data: Path) -> None:
     # The guanaco answers are not shipped: their 5,280 battles have no text.
     assert s.dropped_battles == 5280 and len(s.models) == 5
     assert s.coef[0] > 0 and s.coef_lower[0] > 0  # longer answers win more often
+
+
+def test_cli_battle_file_fast_path_equals_the_full_load(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    names = ["m1", "m2", "m3", "m4"]
+    rows = []
+    for _ in range(400):
+        a, b = rng.choice(4, 2, replace=False)
+        rows.append(
+            {
+                "model_a": names[a],
+                "model_b": names[b],
+                "winner": str(rng.choice(["model_a", "model_b", "tie"])),
+                "question_id": int(rng.integers(50)),
+            }
+        )
+    path = tmp_path / "battles.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fast = json.loads(
+        CliRunner().invoke(cli, ["arena", str(path), "--intervals", "fisher", "--json"]).stdout
+    )
+    full = leaderboard(prefkit.load(path), intervals="fisher").result.to_dict()
+    assert [(r["model"], round(r["rating"], 6)) for r in fast["leaderboard"]] == [
+        (r["model"], round(r["rating"], 6)) for r in full["leaderboard"]
+    ]
+    # A bad record is still reported by line and field (the fast path steps aside).
+    path.write_text(
+        path.read_text()
+        + json.dumps({"model_a": "m1", "model_b": "m2", "winner": "both", "question_id": 1})
+        + "\n"
+    )
+    result = CliRunner().invoke(cli, ["arena", str(path), "--intervals", "fisher"])
+    assert result.exit_code == 2 and "line 401" in result.stderr and "winner" in result.stderr

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 import orjson
 
 from prefkit.errors import PrefkitError
 from prefkit.ratings.arena import INTERVALS, TIES
+
+
+def _battles_only(dataset: str, from_format: str | None) -> Any:
+    """A plain arena battle file read as three columns (no texts needed), or None."""
+    from pathlib import Path
+
+    from prefkit.io.api import detect_format
+    from prefkit.io.formats.arena import battle_columns
+    from prefkit.io.store import is_dataset_dir
+
+    path = Path(dataset)
+    if not path.is_file() or is_dataset_dir(path):
+        return None
+    if (from_format or detect_format(path).name) != "arena":
+        return None
+    return battle_columns(path)
 
 
 def _anchor(value: str | None) -> tuple[str, float] | None:
@@ -106,10 +123,12 @@ def arena(
     from prefkit.ratings.arena import leaderboard
     from prefkit.report.arena import write_csv, write_html
 
-    ds = load(dataset, from_format)
     features = tuple(f.strip() for f in style.split(",") if f.strip())
+    data = _battles_only(dataset, from_format) if not features else None
+    if data is None:
+        data = load(dataset, from_format)
     report = leaderboard(
-        ds,
+        data,
         ties=ties,
         intervals=intervals,
         rounds=rounds,

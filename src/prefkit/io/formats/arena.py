@@ -232,6 +232,49 @@ def read_arena(paths: list[Path], options: ReadOptions) -> Iterator[Chunk]:
     yield from read_rows(paths, lambda rec, emit: convert_battle(rec, emit, kind), options)
 
 
+def battle_columns(path: Path) -> pa.Table | None:
+    """Just ``model_a``, ``model_b``, ``winner`` of an arena file, read column-wise by Arrow.
+
+    Ratings need nothing else, so ``prefkit arena`` skips building the canonical tables
+    for a plain battle file. Returns None when the file does not read cleanly this way
+    (the caller then loads it normally, which names any bad record's line and field).
+    """
+    import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
+    from prefkit.io.records import resolve_container
+
+    columns = ["model_a", "model_b", "winner"]
+    try:
+        kind = resolve_container(path)
+        if kind == "jsonl":
+            schema = pa.schema([(c, pa.string()) for c in columns])
+            opts = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+            table = pajson.read_json(path, parse_options=opts)
+        elif kind == "parquet":
+            table = pq.read_table(path, columns=columns)
+        elif kind in ("csv", "tsv"):
+            table = pacsv.read_csv(
+                path,
+                parse_options=pacsv.ParseOptions(delimiter="\t" if kind == "tsv" else ","),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=columns, column_types=dict.fromkeys(columns, pa.string())
+                ),
+            )
+        else:
+            return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError, InputError):
+        return None
+    if any(table.column(c).null_count for c in columns):
+        return None
+    import pyarrow.compute as pc
+
+    if not pc.all(pc.is_in(table.column("winner"), value_set=pa.array(list(WINNERS)))).as_py():
+        return None  # the full reader names the bad record's line
+    return table.select(columns)
+
+
 def sniff_arena(sample: Sample) -> float:
     keys: set[str] = set()
     for rec in sample.records:
