@@ -266,10 +266,19 @@ def test_csv_with_wrong_field_count(tmp_path: Path) -> None:
 
 
 def test_csv_invalid_utf8_names_its_line(tmp_path: Path) -> None:
-    p = _write(tmp_path / "a.csv", b"prompt,chosen\nq1,a1\nq2,\xff\n")
+    # The bad line is a bad record (reported or quarantined by the reader), the rest read.
+    p = _write(tmp_path / "a.csv", b"prompt,chosen\nq1,a1\nq2,\xff\nq3,a3\n")
+    recs = _read(p)
+    assert _good(recs) == [
+        ("line 2", {"prompt": "q1", "chosen": "a1"}),
+        ("line 4", {"prompt": "q3", "chosen": "a3"}),
+    ]
+    [(where, problem)] = _bad(recs)
+    assert where == "line 3" and "invalid UTF-8" in problem
+    header = _write(tmp_path / "b.csv", b"prompt,\xff\nq1,a1\n")
     with pytest.raises(InputError, match="UTF-8") as err:
-        _read(p)
-    assert err.value.where == "line 3"
+        _read(header)
+    assert err.value.where == "line 1"
 
 
 def test_tsv_and_sniffed_csv(tmp_path: Path) -> None:

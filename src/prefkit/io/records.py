@@ -229,24 +229,29 @@ def _iter_parquet(path: Path, name: str) -> Iterator[Record]:
             yield Record(name, f"row {row}", item)
 
 
-def _decoded_lines(fb: IO[bytes], name: str) -> Iterator[str]:
-    """Text lines of a binary file; invalid UTF-8 is reported with its own line number.
+def _decoded_lines(fb: IO[bytes], name: str, bad: dict[int, str]) -> Iterator[str]:
+    """Text lines of a binary file, decoded one at a time so a problem names its line.
 
     (A text wrapper decodes whole blocks ahead of the CSV parser, so its errors would
-    name the wrong line.)
+    name the wrong line.) Invalid UTF-8 in the header stops the read; in a later line it
+    is noted in ``bad`` (line -> problem) and the line decoded with replacement
+    characters, so the record holding it is reported, or quarantined, by line.
     """
     for lineno, raw in enumerate(fb, start=1):
         try:
             yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
         except UnicodeDecodeError as exc:
-            raise InputError(
-                name, f"line {lineno}", None, f"invalid UTF-8 at byte {exc.start} ({exc.reason})"
-            ) from None
+            problem = f"invalid UTF-8 at byte {exc.start} ({exc.reason})"
+            if lineno == 1:
+                raise InputError(name, "line 1", None, problem) from None
+            bad[lineno] = problem
+            yield raw.decode("utf-8", errors="replace")
 
 
 def _iter_csv(path: Path, name: str, delimiter: str) -> Iterator[Record]:
+    bad: dict[int, str] = {}
     with open_binary(path) as fb:
-        reader = csv.reader(_decoded_lines(fb, name), delimiter=delimiter)
+        reader = csv.reader(_decoded_lines(fb, name, bad), delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:
@@ -265,6 +270,10 @@ def _iter_csv(path: Path, name: str, delimiter: str) -> Iterator[Record]:
             if not values or (len(values) == 1 and not values[0].strip()):
                 continue
             where = f"line {start}"
+            broken = [bad[n] for n in range(start, reader.line_num + 1) if n in bad]
+            if broken:
+                yield Record(name, where, _BadRecord(broken[0]), delimiter.join(values).encode())
+                continue
             if len(values) != len(header):
                 yield Record(
                     name,
