@@ -192,6 +192,12 @@ class _BadRecord:
         self.problem = problem
 
 
+def bad_record(problem: str) -> Any:
+    """A stand-in record for a line that could not be parsed (readers yield it; the row
+    loop reports or quarantines it with its line)."""
+    return _BadRecord(problem)
+
+
 def is_bad(data: Any) -> str | None:
     """The parse problem of a record, or None if it parsed."""
     return data.problem if isinstance(data, _BadRecord) else None

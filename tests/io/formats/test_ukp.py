@@ -389,6 +389,16 @@ def test_strict_synthetic_and_bad_rows(tmp_path: Path):
     assert info.value.where == "line 1" and "header" in info.value.message
 
 
+def test_strict_invalid_utf8_line_is_a_bad_record(tmp_path: Path):
+    path = tmp_path / f"{TV_BOOKS}.csv"
+    path.write_bytes(b"#id\tlabel\ta1\ta2\na1_a2\ta1\tx\ty\na3_a4\ta2\t\xff\tz\na5_a6\ta2\tu\tv\n")
+    with pytest.raises(InputError) as info:
+        prefkit.load(path, format="ukp-strict")
+    assert info.value.where == "line 3" and "UTF-8" in info.value.message
+    q = prefkit.load(path, format="ukp-strict", on_error="quarantine").manifest.quarantine
+    assert (q["read"], q["kept"], q["quarantined"]) == (3, 2, 1)
+
+
 def test_ranking_synthetic_ties(tmp_path: Path):
     path = tmp_path / "d_s.csv"
     path.write_text("#id\trank\targument\nx\t0.5\tA\ny\t0.9\tB\nz\t0.5\tC\nw\t0.1\tB\nv\tnan?\tD\n")

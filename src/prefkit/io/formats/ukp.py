@@ -44,7 +44,7 @@ from prefkit.io.formats.base import (
     reject,
     unique_stems,
 )
-from prefkit.io.records import Record, open_binary
+from prefkit.io.records import Record, bad_record, is_bad, open_binary
 from prefkit.schema import A_WINS, B_WINS, TIE, TableBuilder
 
 XML_DIR = "UKPConvArg1-full-XML"
@@ -460,9 +460,12 @@ def iter_tsv(path: Path, header: tuple[str, ...]) -> Iterator[Record]:
                 try:
                     line = raw.decode("utf-8").rstrip("\r\n")
                 except UnicodeDecodeError as exc:
-                    raise InputError(
-                        name, f"line {lineno}", None, f"invalid UTF-8 at byte {exc.start}"
-                    ) from None
+                    problem = f"invalid UTF-8 at byte {exc.start}"
+                    if lineno == 1:
+                        raise InputError(name, "line 1", None, problem) from None
+                    # A bad line is a bad record: reported, or quarantined, by its line.
+                    yield Record(name, f"line {lineno}", bad_record(problem), raw)
+                    continue
                 if lineno == 1:
                     if line.strip() != expected:
                         shown = expected.replace("\t", "<TAB>")
@@ -491,6 +494,9 @@ def iter_tsv(path: Path, header: tuple[str, ...]) -> Iterator[Record]:
 
 
 def _fields(row: Any, header: tuple[str, ...]) -> dict[str, str]:
+    problem = is_bad(row)
+    if problem is not None:
+        raise RecordError(None, problem)
     if not isinstance(row, dict):
         raise RecordError(
             None,
