@@ -63,9 +63,6 @@ def _connect(ds: Dataset) -> duckdb.DuckDBPyConnection:
 
 
 # --- SQL fragments ----------------------------------------------------------------------------
-_TEXT = (
-    "array_to_string(list_transform(coalesce({m}, []), lambda x: coalesce(x.content, '')), '\n\n')"
-)
 _ROLE = {"user": "Human", "assistant": "Assistant", "system": "System"}
 
 
@@ -356,19 +353,6 @@ def _join_lists(lengths: pa.Array, values: pa.Array) -> pa.Array:
     return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), "\n\n")
 
 
-def _prompt_text_sql(m: str) -> str:
-    # One user turn renders as its text; several turns render as an HH-style transcript
-    # ("Human: ...\n\nAssistant: ...") so that no turn is lost.
-    roles = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _ROLE.items())
-    transcript = (
-        f"array_to_string(list_transform({m}, lambda x: (CASE x.role {roles} ELSE x.role END) "
-        f"|| ': ' || coalesce(x.content, '')), '\n\n')"
-    )
-    return (
-        f"CASE WHEN len({m}) = 1 AND {m}[1].role = 'user' THEN {m}[1].content ELSE {transcript} END"
-    )
-
-
 def _empty_pairs(conversational: bool) -> pa.Table:
     from prefkit.schema.tables import MESSAGES
 
@@ -489,10 +473,9 @@ def to_lists(ds: Dataset, *, source: str | None = None, score_key: str = "score"
                            dense_rank() OVER (PARTITION BY prompt_id ORDER BY {expr} DESC) AS rank
                     FROM _responses WHERE {expr} IS NOT NULL"""
     sql = f"""
-        SELECT i.prompt_id, any_value({_prompt_text_sql("p.messages")}) AS prompt,
-               any_value(p.messages) AS prompt_messages,
+        SELECT i.prompt_id, any_value(p.messages) AS prompt_messages,
                list(i.response_id ORDER BY i.rank, i.response_id) AS response_ids,
-               list({_TEXT.format(m="r.messages")} ORDER BY i.rank, i.response_id) AS responses,
+               list(r.messages ORDER BY i.rank, i.response_id) AS response_messages,
                list(i.rank::INTEGER ORDER BY i.rank, i.response_id) AS ranks,
                list({_score_expr(score_key, "r")} ORDER BY i.rank, i.response_id) AS scores,
                list(r.source ORDER BY i.rank, i.response_id) AS sources,
@@ -502,6 +485,27 @@ def to_lists(ds: Dataset, *, source: str | None = None, score_key: str = "score"
         LEFT JOIN _responses r ON r.response_id = i.response_id
         GROUP BY i.prompt_id, i.ranking_id
         ORDER BY i.prompt_id, i.ranking_id"""
-    out = con.sql(sql).to_arrow_table()
+    lists = con.sql(sql).to_arrow_table().combine_chunks()
     con.close()
-    return out
+    # Texts are rendered by the same vectorised functions as to_pairs uses.
+    nested = (
+        lists.column("response_messages").chunk(0)
+        if lists.num_rows
+        else pa.array([], lists.schema.field("response_messages").type)
+    )
+    responses = pa.ListArray.from_arrays(nested.offsets, messages_text(nested.flatten()))
+    prompts = lists.column("prompt_messages").combine_chunks()
+    return pa.table(
+        {
+            "prompt_id": lists.column("prompt_id"),
+            "prompt": prompt_text(prompts) if len(prompts) else pa.array([], pa.string()),
+            "prompt_messages": prompts,
+            "response_ids": lists.column("response_ids"),
+            "responses": responses,
+            "ranks": lists.column("ranks"),
+            "scores": lists.column("scores"),
+            "sources": lists.column("sources"),
+            "annotator_id": lists.column("annotator_id"),
+            "ranking_id": lists.column("ranking_id"),
+        }
+    )

@@ -253,3 +253,24 @@ def test_content_ids_are_deterministic_and_content_sensitive() -> None:
     assert ids.response_id(pid, r, "gpt") != ids.response_id(pid, r, "llama")
     assert ids.response_id(pid, r) != ids.response_id(ids.prompt_id(messages(("user", "Yo"))), r)
     assert ids.event_id("train", 3) == "train:3"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain",
+        "",
+        'quotes " and \\ backslash',
+        "line\nbreak\ttab\r",
+        "ünïcødé ✓ 🙂",
+        "\x00\x01\x1f ctrl",
+        "a/b",
+    ],
+)
+def test_batched_one_turn_ids_equal_the_general_ids(text: str) -> None:
+    from prefkit.schema import ids
+
+    [pid] = ids.one_turn_prompt_ids([text])
+    assert pid == ids.prompt_id([{"role": "user", "content": text}])
+    [rid] = ids.one_turn_response_ids([pid], [text])
+    assert rid == ids.response_id(pid, [{"role": "assistant", "content": text}])

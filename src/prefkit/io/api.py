@@ -30,7 +30,7 @@ from prefkit.io.formats.base import (
     Sample,
     get_format,
 )
-from prefkit.io.records import CONTAINERS, container_of, iter_records, resolve_container
+from prefkit.io.records import CONTAINERS, iter_records, resolve_container
 from prefkit.io.store import is_dataset_dir, load_dataset_dir, write_chunks
 from prefkit.schema import TABLES, concat
 
@@ -62,15 +62,16 @@ def data_files(path: Path) -> list[Path]:
 def _sample(path: Path) -> Sample:
     if path.is_dir():
         return Sample(path, [], None)
-    container = container_of(path)
+    if ".xml" in (s.lower() for s in path.suffixes):
+        return Sample(path, [], None)  # XML is not a record container; its sniffer reads the path
     records: list[Any] = []
+    container = None
     try:
-        if container is not None or path.suffix.lower() not in {".xml"}:
-            container = resolve_container(path)
-            for i, rec in enumerate(iter_records(path, container)):
-                records.append(rec.data)
-                if i + 1 >= SNIFF_RECORDS:
-                    break
+        container = resolve_container(path)
+        for i, rec in enumerate(iter_records(path, container)):
+            records.append(rec.data)
+            if i + 1 >= SNIFF_RECORDS:
+                break
     except InputError:
         pass  # an unreadable sample sniffs as nothing; the real read reports the error
     return Sample(path, records, container)

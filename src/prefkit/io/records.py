@@ -169,7 +169,7 @@ def _iter_jsonl(path: Path, name: str) -> Iterator[Record]:
             try:
                 data = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
-                yield Record(name, where, _BadRecord(_json_problem(line, exc)), line)
+                yield Record(name, where, _BadRecord(json_problem(line, exc)), line)
                 continue
             yield Record(name, where, data, line)
     if empty:
@@ -177,7 +177,7 @@ def _iter_jsonl(path: Path, name: str) -> Iterator[Record]:
         raise InputError(name, None, None, "the file is empty (no records)")
 
 
-def _json_problem(raw: bytes, exc: Exception) -> str:
+def json_problem(raw: bytes, exc: Exception) -> str:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as ude:
@@ -212,7 +212,7 @@ def _iter_json(path: Path, name: str) -> Iterator[Record]:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         line = raw[: getattr(exc, "pos", 0)].count(b"\n") + 1
-        raise InputError(name, f"line {line}", None, _json_problem(raw, exc)) from None
+        raise InputError(name, f"line {line}", None, json_problem(raw, exc)) from None
     if isinstance(data, dict):
         # A single object: either one record or {"data": [...]}-style wrapper.
         lists = [v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], dict)]

@@ -89,7 +89,6 @@ class DatasetWriter:
         self._tmp.mkdir()
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._shards: dict[str, list[Path]] = {name: [] for name in TABLES}
-        self._rows = dict.fromkeys(TABLES, 0)
         self.dataset: Dataset | None = None
         # Parquet encoding runs on a background thread (Arrow releases the GIL) while the
         # caller parses the next chunk; the bounded queue keeps at most two chunks in flight.
@@ -140,7 +139,6 @@ class DatasetWriter:
                 self._writers[name] = writer
                 self._shards[name].append(shard)
             writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-            self._rows[name] += table.num_rows
 
     def close(self) -> Dataset:
         try:

@@ -43,6 +43,32 @@ def response_id(
     return RESPONSE_PREFIX + _digest(payload)
 
 
+def one_turn_prompt_ids(texts: Sequence[str]) -> list[str]:
+    """``prompt_id`` of many one-user-turn prompts at once, without building messages.
+
+    Hashes exactly the bytes :func:`prompt_id` hashes for ``[{"role": "user",
+    "content": text}]`` (orjson with sorted keys: content before role).
+    """
+    dumps, digest = orjson.dumps, xxhash.xxh3_128_hexdigest
+    return [
+        PROMPT_PREFIX + digest(b'[[{"content":' + dumps(t) + b',"role":"user"}],null]')
+        for t in texts
+    ]
+
+
+def one_turn_response_ids(prompt_ids: Sequence[str], texts: Sequence[str]) -> list[str]:
+    """``response_id`` of many one-assistant-turn responses without a source, at once
+    (the bytes :func:`response_id` hashes)."""
+    dumps, digest = orjson.dumps, xxhash.xxh3_128_hexdigest
+    return [
+        RESPONSE_PREFIX
+        + digest(
+            b'["' + pid.encode() + b'",[{"content":' + dumps(t) + b',"role":"assistant"}],null]'
+        )
+        for pid, t in zip(prompt_ids, texts, strict=True)
+    ]
+
+
 def event_id(stem: str, row: int) -> str:
     """Id of a judgment or ranking: where it came from in the input."""
     return f"{stem}:{row}"

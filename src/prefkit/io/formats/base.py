@@ -22,7 +22,6 @@ import orjson
 import pyarrow as pa
 
 from prefkit.errors import InputError, PrefkitError, RecordError
-from prefkit.io.formats.sinks import output_container as _output_container
 from prefkit.io.records import Record, is_bad, iter_records
 from prefkit.schema import TABLES, TableBuilder
 from prefkit.schema import ids as _ids
@@ -324,11 +323,6 @@ def unique_stems(paths: list[Path]) -> list[str]:
     if len(set(stems)) < len(stems):
         stems = [f"{i}/{s}" for i, s in enumerate(stems)]
     return stems
-
-
-def output_container(path: Path, options: Mapping[str, Any], default: str = "jsonl") -> str:
-    """A writer's output container (the name only; gzip and checks: :mod:`.sinks`)."""
-    return _output_container(path, options, default)[0]
 
 
 # --- record field helpers adapters use ---------------------------------------------------------

@@ -22,11 +22,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
-import xxhash
 
 from prefkit.errors import InputError, RecordError
 from prefkit.io.formats.base import Chunk, Emitter, Quarantine, reject
-from prefkit.io.records import Record, _json_problem, open_binary
+from prefkit.io.records import Record, json_problem, open_binary
 from prefkit.schema import ids as _ids
 from prefkit.schema.tables import MESSAGES
 
@@ -71,35 +70,12 @@ def _messages(texts: pa.Array, role: str) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, structs, type=MESSAGES)
 
 
-def _hash_ids(
-    prompts: list[str], chosen: list[str], rejected: list[str]
-) -> tuple[list[str], list[str], list[str]]:
-    # The exact bytes ids.prompt_id / ids.response_id hash for one-turn messages
-    # (orjson with sorted keys: content before role).
-    dumps, digest = orjson.dumps, xxhash.xxh3_128_hexdigest
-    pp, rp = _ids.PROMPT_PREFIX, _ids.RESPONSE_PREFIX
-    pids = [pp + digest(b'[[{"content":' + dumps(p) + b',"role":"user"}],null]') for p in prompts]
-    cids = [
-        rp
-        + digest(
-            b'["' + pid.encode() + b'",[{"content":' + dumps(c) + b',"role":"assistant"}],null]'
-        )
-        for pid, c in zip(pids, chosen, strict=True)
-    ]
-    rids = [
-        rp
-        + digest(
-            b'["' + pid.encode() + b'",[{"content":' + dumps(r) + b',"role":"assistant"}],null]'
-        )
-        for pid, r in zip(pids, rejected, strict=True)
-    ]
-    return pids, cids, rids
-
-
 def _vector_chunk(table: pa.Table, stem: str, first_event: int) -> Chunk:
     cols = [table.column(f).combine_chunks() for f in FIELDS]
     p, c, r = cols
-    pids, cids, rids = _hash_ids(p.to_pylist(), c.to_pylist(), r.to_pylist())
+    pids = _ids.one_turn_prompt_ids(p.to_pylist())
+    cids = _ids.one_turn_response_ids(pids, c.to_pylist())
+    rids = _ids.one_turn_response_ids(pids, r.to_pylist())
     n = len(p)
     pid_arr = pa.array(pids, pa.string())
     events = pc.cast(pa.array(range(first_event, first_event + n), pa.int64()), pa.string())
@@ -175,7 +151,7 @@ def read_fast(
                 try:
                     data = orjson.loads(raw)
                 except orjson.JSONDecodeError as exc:
-                    raise RecordError(None, _json_problem(raw, exc)) from None
+                    raise RecordError(None, json_problem(raw, exc)) from None
                 convert(data, emit)
             except RecordError as err:
                 reject(emit, quarantine, rec, err)

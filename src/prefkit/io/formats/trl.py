@@ -42,10 +42,7 @@ from prefkit.io.formats.base import (
 from prefkit.io.formats.fastpairs import read_fast
 
 # Re-exported: these used to live here, and code outside prefkit may import them from here.
-from prefkit.io.formats.sinks import OUTPUT_CONTAINERS as OUTPUT_CONTAINERS
-from prefkit.io.formats.sinks import WRITE_BATCH as WRITE_BATCH
-from prefkit.io.formats.sinks import output_container as output_container
-from prefkit.io.formats.sinks import write_table as write_table
+from prefkit.io.formats.sinks import write_table
 from prefkit.io.records import iter_records, resolve_container
 from prefkit.schema import A_WINS
 
