@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: the whole prefkit path on data it makes itself. Sets everything up first.
-#   simulate -> convert -> info -> validate -> views/export -> back in again
+#   simulate -> convert -> info -> validate -> inspect -> views/export -> arena -> back in again
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh hf
@@ -19,6 +19,35 @@ $PK info "$OUT/sim"
 
 step "3. integrity checks"
 $PK validate "$OUT/sim"
+
+step "3b. inspect: what is wrong with it (planted: duplicates, flipped labels, a bad annotator share, length bias)"
+$PK synth --kind pairwise --n-prompts 2000 --n-annotators 40 --judgments-per-pair 5 \
+  --flip-rate 0.1 --length-bias 1.0 --duplicate-rate 0.02 --near-duplicate-rate 0.02 \
+  --bad-annotator-fraction 0.1 --seed 8 "$OUT/messy_sim"
+# an eval set that leaks: 3 of its 5 prompts are copied from the training prompts
+.venv/bin/python - "$OUT" <<'PY'
+import json, sys
+import prefkit
+from prefkit.views import prompt_text
+out = sys.argv[1]
+leaked = prompt_text(prefkit.load(f"{out}/messy_sim").prompts.column("messages")[:3]).to_pylist()
+fresh = ["What is the capital of France?", "Write a haiku about autumn."]
+json.dump([{"prompt": p} for p in leaked + fresh], open(f"{out}/eval_prompts.json", "w"))
+PY
+$PK inspect "$OUT/messy_sim" --embed never --against "$OUT/eval_prompts.json" \
+  --html "$OUT/inspect.html" --json "$OUT/inspect.json"
+.venv/bin/python - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+planted = json.load(open(f"{out}/messy_sim/manifest.json"))["planted"]
+found = {f["title"]: f for f in json.load(open(f"{out}/inspect.json"))["findings"]}
+bad = planted["annotators"]["bad"]
+print("planted vs found:")
+print(f"  flipped labels  {planted['counts']['flipped'] / planted['counts']['judgments']:.1%}"
+      f"  vs estimated {found['Label noise']['metrics']['flip_share']:.1%}")
+flagged = found["Annotators far below the rest"]["ids"].get("annotator_id", [])
+print(f"  bad annotators  {sorted(bad)}  vs flagged {sorted(flagged)}")
+PY
 
 step "4. export TRL training pairs: three judges per pair, majority vote, ties dropped"
 $PK convert "$OUT/sim" "$OUT/pairs.jsonl" --to trl --ties drop --annotators majority

@@ -45,9 +45,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from prefkit.cli import arena, data, synth
+    from prefkit.cli import arena, data, inspect, synth
 
-    for command in (*data.COMMANDS, synth.synth, arena.arena):
+    for command in (*data.COMMANDS, synth.synth, arena.arena, inspect.inspect_cmd):
         cli.add_command(command)
 
 

@@ -75,15 +75,25 @@ def figure_png(fig: Any) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{data}">'
 
 
+#: Content Security Policy for pages that must not run scripts or fetch anything: only
+#: inline styles and ``data:`` images load, and a browser logs any other attempt.
+OFFLINE_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def document(title: str, body: str, extra_css: str = "", csp: str | None = None) -> str:
+    """A complete HTML document around ``body`` (raw HTML) with the shared CSS."""
+    policy = f'<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">' if csp else ""
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">{policy}'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'
+        f"<style>{CSS}{extra_css}</style></head><body>{body}</body></html>"
+    )
+
+
 def page(title: str, subtitle: str, sections: Sequence[tuple[str, str]]) -> str:
     """A complete HTML document with one ``<h2>`` section per (heading, body)."""
     body = "".join(f"<section><h2>{esc(h)}</h2>{b}</section>" for h, b in sections)
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'
-        f'<style>{CSS}</style></head><body><h1>{esc(title)}</h1><p class="sub">{esc(subtitle)}</p>'
-        f"{body}</body></html>"
-    )
+    return document(title, f'<h1>{esc(title)}</h1><p class="sub">{esc(subtitle)}</p>{body}')
 
 
 def matplotlib() -> Any:
