@@ -328,10 +328,18 @@ def tokenize(texts: pa.Array | pa.ChunkedArray) -> Tokens:
     """Lowercase, split on Unicode whitespace, hash each word (nulls are empty texts)."""
     arr = _string_array(texts)
     n = len(arr)
-    split = pc.utf8_split_whitespace(pc.utf8_lower(arr))
+    # Trim before splitting: Arrow's utf8_split_whitespace (seen in pyarrow 26.0.1)
+    # decodes one code point past the end of a string that ends in whitespace. Inside
+    # the data buffer that is the next string's first byte (harmless), but after the
+    # last string it is uninitialised memory: when that byte is not a valid UTF-8
+    # start, the kernel gives up on the trailing run and keeps it in the last word
+    # ("   " -> ["", " "], "word " -> ["word "]), depending on what the allocator left
+    # there. Trimming uses the same whitespace predicate, so no string ends in
+    # whitespace and the split never reads past a string; the words are unchanged.
+    split = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(pc.utf8_lower(arr)))
     per_doc = np.asarray(pc.list_value_length(split).to_numpy(zero_copy_only=False), np.int64)
     flat = split.flatten()
-    # Arrow keeps empty strings for leading/trailing whitespace and for ""; drop them
+    # Arrow splits "" into [""]; drop such empty strings
     keep = np.asarray(pc.greater(pc.binary_length(flat), 0).to_numpy(zero_copy_only=False))
     doc = np.repeat(np.arange(n), per_doc)
     if not keep.all():
