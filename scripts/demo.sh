@@ -49,6 +49,19 @@ flagged = found["Annotators far below the rest"]["ids"].get("annotator_id", [])
 print(f"  bad annotators  {sorted(bad)}  vs flagged {sorted(flagged)}")
 PY
 
+step "3c. curate: fix what inspect found (drop the copies, the disputed items, one label per pair) and export TRL"
+cat > "$OUT/curate.yaml" <<'YAML'
+steps:
+  - dedup: {what: prompts}
+  - decontaminate: {against: EVAL}
+  - drop-disputed: {min_agreement: 0.6}
+  - majority: {tie: drop}
+  - drop-ties
+YAML
+sed -i "s|EVAL|$OUT/eval_prompts.json|" "$OUT/curate.yaml"
+$PK curate --recipe "$OUT/curate.yaml" "$OUT/messy_sim" "$OUT/curated" --report-dir "$OUT/curate_reports" --overwrite
+$PK export "$OUT/curated" "$OUT/curated_trl.jsonl" --to trl --overwrite
+
 step "4. export TRL training pairs: three judges per pair, majority vote, ties dropped"
 $PK convert "$OUT/sim" "$OUT/pairs.jsonl" --to trl --ties drop --annotators majority
 head -c 400 "$OUT/pairs.jsonl"; echo " ..."

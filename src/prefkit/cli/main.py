@@ -45,9 +45,10 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from prefkit.cli import arena, data, inspect, synth
+    from prefkit.cli import arena, curate, data, export, inspect, synth
 
-    for command in (*data.COMMANDS, synth.synth, arena.arena, inspect.inspect_cmd):
+    commands = (*data.COMMANDS, synth.synth, arena.arena, inspect.inspect_cmd)
+    for command in (*commands, curate.curate, export.export_cmd):
         cli.add_command(command)
 
 

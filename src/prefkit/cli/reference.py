@@ -7,6 +7,7 @@ A test regenerates it and compares, so the reference cannot drift from the code.
 
 from __future__ import annotations
 
+import click
 from click.testing import CliRunner
 
 from prefkit.cli.main import cli
@@ -29,6 +30,10 @@ def render_reference() -> str:
     parts = [HEADER, "## prefkit\n", "```text", _help([]), "```\n"]
     for name in sorted(cli.commands):
         parts += [f"## prefkit {name}\n", "```text", _help([name]), "```\n"]
+        group = cli.commands[name]
+        if isinstance(group, click.Group):  # e.g. curate: one sub-command per step
+            for sub in group.list_commands(click.Context(group)):
+                parts += [f"### prefkit {name} {sub}\n", "```text", _help([name, sub]), "```\n"]
     return "\n".join(parts)
 
 
