@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from builders import build
 from prefkit import Dataset, Manifest
 from prefkit.info import TOP, Info, summarize
 from prefkit.io.store import load_dataset_dir
-from prefkit.schema import TABLES, TableBuilder, messages
+from prefkit.schema import TABLES, messages
 
 PROMPTS = [
     {"prompt_id": "p1", "messages": messages(("user", "Q1"))},
@@ -82,20 +82,9 @@ RANKINGS = [
 ANNOTATORS = [{"annotator_id": "u1", "group": "experts"}]
 
 
-def _build(manifest: Manifest | None = None, **rows: list[dict[str, Any]]) -> Dataset:
-    tables = {}
-    for name in TABLES:
-        if rows.get(name):
-            b = TableBuilder(name)
-            for r in rows[name]:
-                b.add(**r)
-            tables[name] = b.build()
-    return Dataset(tables, manifest)
-
-
 @pytest.fixture
 def ds() -> Dataset:
-    return _build(
+    return build(
         Manifest(
             lineage=[{"step": "load"}, {"step": "dedup"}],
             planted={"theta": [1.0], "abilities": [0.5]},
@@ -199,7 +188,7 @@ def test_sources_are_capped_at_top() -> None:
     responses = [
         {"response_id": f"r{i}", "prompt_id": "p1", "source": f"m{i:02d}"} for i in range(n)
     ] + [{"response_id": "extra", "prompt_id": "p1", "source": "m07"}]
-    info = summarize(_build(prompts=PROMPTS[:1], responses=responses))
+    info = summarize(build(prompts=PROMPTS[:1], responses=responses))
     assert info.n_sources == n
     assert len(info.sources) == TOP
     assert next(iter(info.sources.items())) == ("m07", 2)

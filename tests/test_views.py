@@ -14,9 +14,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from builders import build
 from prefkit import Dataset, PrefkitError
 from prefkit.io.store import load_dataset_dir
-from prefkit.schema import TABLES, TableBuilder, messages
+from prefkit.schema import messages
 from prefkit.views import (
     ANNOTATORS,
     BATTLE_TIES,
@@ -47,17 +48,6 @@ def _u(text: str) -> list[dict[str, str]]:
 
 def _a(text: str) -> list[dict[str, str]]:
     return messages(("assistant", text))
-
-
-def _build(**rows: list[dict[str, Any]]) -> Dataset:
-    tables = {}
-    for name in TABLES:
-        if rows.get(name):
-            b = TableBuilder(name)
-            for r in rows[name]:
-                b.add(**r)
-            tables[name] = b.build()
-    return Dataset(tables)
 
 
 def _responses(prompt: str, ids: list[str], **cols: list[Any]) -> list[dict[str, Any]]:
@@ -100,7 +90,7 @@ def voted() -> Dataset:
     r3 vs r4: r4, and a tie                      -> single decisive vote r4
     r2 vs r4: r2, r4                             -> equal votes
     """
-    return _build(
+    return build(
         prompts=[{"prompt_id": "p1", "messages": _u("Q")}],
         responses=_responses("p1", ["r1", "r2", "r3", "r4"], source=["m1", "m2", "m3", "m4"]),
         judgments=[
@@ -136,7 +126,7 @@ def test_several_judges_per_pair_need_a_policy(voted: Dataset) -> None:
 
 
 def test_pair_judged_twice_in_swapped_positions_needs_a_policy() -> None:
-    ds = _build(
+    ds = build(
         prompts=[{"prompt_id": "p1", "messages": _u("Q")}],
         responses=_responses("p1", ["r1", "r2"]),
         judgments=[_j("j1", "r1", "r2", 1), _j("j2", "r2", "r1", 1)],
@@ -199,7 +189,7 @@ def test_unanimous_keeps_only_pairs_all_judges_agree_on(voted: Dataset) -> None:
 
 
 def test_single_judgments_keep_their_strength_and_texts() -> None:
-    ds = _build(
+    ds = build(
         prompts=[
             {"prompt_id": "p1", "messages": _u("Q1")},
             {"prompt_id": "p2", "messages": _u("Q2")},
@@ -244,7 +234,7 @@ def test_majority_matches_a_plain_python_count() -> None:
     for n in range(300):
         a, b = rng.sample(ids, 2)
         judgments.append(_j(f"j{n:03d}", a, b, rng.choice([1, 1, -1, 0])))
-    ds = _build(
+    ds = build(
         prompts=[{"prompt_id": "p1", "messages": _u("Q")}],
         responses=_responses("p1", ids),
         judgments=judgments,
@@ -273,7 +263,7 @@ def test_majority_matches_a_plain_python_count() -> None:
 @pytest.fixture
 def ranked() -> Dataset:
     """Two rankings: [[r1], [r2, r3], [r4]] and, for p2, [[s1, s2], [s3]]."""
-    return _build(
+    return build(
         prompts=[
             {"prompt_id": "p1", "messages": _u("Q1")},
             {"prompt_id": "p2", "messages": _u("Q2")},
@@ -352,7 +342,7 @@ def test_rankings_are_ignored_next_to_judgments_unless_asked(ranked: Dataset) ->
 @pytest.fixture
 def scored() -> Dataset:
     """Scores 5, 3, 3, 1 on p1; helpfulness is the reverse order (0, 2, 2, 4); p2 unscored."""
-    return _build(
+    return build(
         prompts=[
             {"prompt_id": "p1", "messages": _u("Q1")},
             {"prompt_id": "p2", "messages": _u("Q2")},
@@ -442,7 +432,7 @@ def test_score_margin_with_adjacent(scored: Dataset) -> None:
 
 # --- conversational output ----------------------------------------------------------------------
 def _one_pair(prompt_messages: list[dict[str, str]]) -> Dataset:
-    return _build(
+    return build(
         prompts=[{"prompt_id": "p1", "messages": prompt_messages}],
         responses=_responses("p1", ["r1", "r2"]),
         judgments=[_j("j1", "r1", "r2", 1)],
@@ -508,7 +498,7 @@ def test_battles_need_a_tie_policy(voted: Dataset) -> None:
 
 
 def test_battles_keep_ties_and_map_tie_kinds() -> None:
-    ds = _build(
+    ds = build(
         prompts=[{"prompt_id": "p1", "messages": _u("Q")}],
         responses=_responses("p1", ["r1", "r2"], source=["gpt", "llama"]),
         judgments=[
@@ -546,7 +536,7 @@ def test_battles_keep_ties_and_map_tie_kinds() -> None:
 
 
 def test_battles_without_ties_need_no_policy() -> None:
-    ds = _build(
+    ds = build(
         prompts=[{"prompt_id": "p1", "messages": _u("Q")}],
         responses=_responses("p1", ["r1", "r2"], source=["gpt", "llama"]),
         judgments=[_j("j1", "r1", "r2", -1)],
@@ -555,7 +545,7 @@ def test_battles_without_ties_need_no_policy() -> None:
 
 
 def test_battles_refuse_responses_without_source() -> None:
-    ds = _build(
+    ds = build(
         prompts=[{"prompt_id": "p1", "messages": _u("Q")}],
         responses=_responses("p1", ["r1", "r2"], source=["gpt", None]),
         judgments=[_j("j1", "r1", "r2", 1)],
@@ -654,7 +644,7 @@ def test_dataset_methods_delegate_to_the_views(voted: Dataset) -> None:
 
 
 def test_scores_policy_alone_works_when_rankings_are_also_present() -> None:
-    ds = _build(
+    ds = build(
         prompts=[{"prompt_id": "p1", "messages": _u("Q")}],
         responses=_responses("p1", ["r1", "r2", "r3"], score=[3.0, 1.0, 2.0]),
         rankings=[{"ranking_id": "k1", "prompt_id": "p1", "tiers": [["r2"], ["r1", "r3"]]}],
@@ -670,7 +660,7 @@ def test_battles_keep_input_order_not_id_text_order() -> None:
     judgments = [
         _j(f"f:{i}", "r1" if i % 2 else "r2", "r2" if i % 2 else "r1", 1) for i in range(12)
     ]
-    ds = _build(
+    ds = build(
         prompts=[{"prompt_id": "p1", "messages": _u("Q")}],
         responses=_responses("p1", ["r1", "r2"], source=["m1", "m2"]),
         judgments=judgments,

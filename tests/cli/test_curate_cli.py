@@ -14,13 +14,9 @@ from click.testing import CliRunner, Result
 import prefkit
 from prefkit.cli.curate import RESERVED, registry, summary_lines
 from prefkit.cli.main import cli
-from prefkit.curation import STEPS, Outcome, Param, Step, drop_rows, register
+from prefkit.curation import Outcome, Param, Step, drop_rows
 from prefkit.synth import simulate
-
-
-def _drop_ties(ds: Any, reason: str) -> Outcome:
-    j = ds.judgments
-    return drop_rows(ds, reason, judgments=j.filter(pc.equal(j.column("outcome"), 0)).column(0))
+from tinysteps import drop_ties, registered
 
 
 def _drop_first(
@@ -35,7 +31,7 @@ TINY = (
     Step(
         "t_ties",
         "Drop tie judgments.",
-        _drop_ties,
+        drop_ties,
         (Param("reason", "tie", "Why they went."),),
         paper="Nobody (2024)",
     ),
@@ -64,12 +60,8 @@ TINY = (
 
 @pytest.fixture(autouse=True)
 def tiny() -> Iterator[None]:
-    registry()  # the real steps first
-    for step in TINY:
-        register(step)
-    yield
-    for step in TINY:
-        STEPS.pop(step.name, None)
+    with registered(TINY):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from prefkit import Dataset, load
+from builders import build
+from prefkit import load
 from prefkit.curation.cascade import drop_rows
 from prefkit.curation.step import apply, run_step
 from prefkit.diagnostics.inspect import inspect
 from prefkit.errors import PrefkitError
-from prefkit.schema import TABLES, TableBuilder, messages
+from prefkit.schema import messages
 from prefkit.synth import simulate
 from prefkit.views import prompt_text
 
@@ -143,17 +144,6 @@ def test_lineage_survives_save_load_and_rerun_is_identical(
     assert loaded.manifest.lineage == out.manifest.lineage
 
 
-def _build(**rows: list[dict[str, Any]]) -> Dataset:
-    tables = {}
-    for name in TABLES:
-        if rows.get(name):
-            b = TableBuilder(name)
-            for r in rows[name]:
-                b.add(**r)
-            tables[name] = b.build()
-    return Dataset(tables)
-
-
 LEAK = (
     "Describe the water cycle in detail, naming every stage from evaporation to "
     "precipitation and explaining what drives each one."
@@ -163,7 +153,7 @@ LEAK = (
 def test_responses_quoting_an_eval_prompt_go_with_their_judgments(tmp_path: Path) -> None:
     """r1 quotes the eval prompt: with responses=True it goes (j1 cascades), its prompt
     stays; without, nothing goes (no prompt overlaps)."""
-    ds = _build(
+    ds = build(
         prompts=[
             {"prompt_id": "p1", "messages": messages(("user", "Give me a practice question."))}
         ],

@@ -13,24 +13,14 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
+from builders import build
 from prefkit import Dataset, load
 from prefkit.curation.step import apply, run_step
 from prefkit.diagnostics.minhash import MinHashParams, candidate_probability
 from prefkit.errors import PrefkitError
-from prefkit.schema import TABLES, TableBuilder, messages
+from prefkit.schema import messages
 from prefkit.synth import simulate
 from prefkit.views import prompt_text
-
-
-def _build(**rows: list[dict[str, Any]]) -> Dataset:
-    tables = {}
-    for name in TABLES:
-        if rows.get(name):
-            b = TableBuilder(name)
-            for r in rows[name]:
-                b.add(**r)
-            tables[name] = b.build()
-    return Dataset(tables)
 
 
 def _p(pid: str, text: str) -> dict[str, Any]:
@@ -167,7 +157,7 @@ def test_best_supported_copy_is_kept() -> None:
     judgments (1 each), p4 has a ranking -> p4 kept. Group 3: p5 and p6 tie on judgments
     and rankings, p6 has more responses -> p6 kept. Group 4: p7 and p8 tie everywhere ->
     p7 (first in table order) kept."""
-    ds = _build(
+    ds = build(
         prompts=[
             _p("p1", "Hello there"),
             _p("p2", "hello   THERE"),
@@ -219,7 +209,7 @@ def _responses_fixture() -> Dataset:
     """p1: r1 and r2 are the same text (r2 better supported: 3 judgments against r1's 2;
     both in 2 rankings), r3 differs; p2's r4 repeats that text for another prompt (a
     stock answer, kept)."""
-    return _build(
+    return build(
         prompts=[_p("p1", "Say something"), _p("p2", "Say anything else")],
         responses=[
             _r("r1", "p1", "Same answer here"),

@@ -18,11 +18,11 @@ from prefkit.curation import (
     Step,
     drop_rows,
     parse_recipe,
-    register,
     run_recipe,
 )
 from prefkit.errors import PrefkitError
 from prefkit.synth import simulate
+from tinysteps import registered
 
 
 def _sample(ds: Any, fraction: float, seed: int) -> Outcome:
@@ -51,13 +51,8 @@ TINY = (
 
 @pytest.fixture(autouse=True)
 def tiny() -> Iterator[None]:
-    import prefkit.curation.steps  # noqa: F401
-
-    for step in TINY:
-        register(step)
-    yield
-    for step in TINY:
-        STEPS.pop(step.name, None)
+    with registered(TINY):
+        yield
 
 
 @pytest.fixture(scope="module")

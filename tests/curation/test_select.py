@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -126,30 +127,20 @@ def test_pool_fraction_score_and_quality() -> None:
     ds = simulate(n_prompts=300, seed=2, flip_rate=0.3)
     j = ds.judgments
     ds = ds.with_tables(judgments=j.append_column("ok", pa.compute.invert(j["flipped"])))
-    out, oc = run_step(
-        ds,
-        "select",
-        fraction=0.2,
-        max_candidates=100,
-        w_quality=1.0,
-        quality_from="ok",
-        margin_from="margin",
-        seed=4,
-    )
+    params: dict[str, Any] = {
+        "fraction": 0.2,
+        "max_candidates": 100,
+        "w_quality": 1.0,
+        "quality_from": "ok",
+        "margin_from": "margin",
+        "seed": 4,
+    }
+    out, oc = run_step(ds, "select", **params)
     assert not any(out.judgments["flipped"].to_pylist())  # quality outweighs margin
     n_dec = int(np.sum(np.asarray(ds.judgments["outcome"]) != 0))
     assert out.num_rows("judgments") == round(0.2 * n_dec)
     assert oc.info["pool"] == 100
-    again = apply(
-        ds,
-        "select",
-        fraction=0.2,
-        max_candidates=100,
-        w_quality=1.0,
-        quality_from="ok",
-        margin_from="margin",
-        seed=4,
-    )
+    again = apply(ds, "select", **params)
     assert again.fingerprint() == out.fingerprint()
 
 

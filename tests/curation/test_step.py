@@ -16,11 +16,7 @@ from prefkit.curation.step import REPORT_SCHEMA, report_table
 from prefkit.errors import PrefkitError
 from prefkit.schema.validate import has_errors, validate
 from prefkit.synth import simulate
-
-
-def _drop_ties(ds: Any, reason: str) -> Outcome:
-    j = ds.judgments
-    return drop_rows(ds, reason, judgments=j.filter(pc.equal(j.column("outcome"), 0)).column(0))
+from tinysteps import drop_ties, registered
 
 
 def _drop_first_prompts(
@@ -40,7 +36,7 @@ def _copy_judgments(ds: Any) -> Outcome:
 
 
 TINY = (
-    Step("t_ties", "Drop ties.", _drop_ties, (Param("reason", "tie", "why"),)),
+    Step("t_ties", "Drop ties.", drop_ties, (Param("reason", "tie", "why"),)),
     Step(
         "t_first",
         "Drop the first prompts.",
@@ -65,13 +61,8 @@ TINY = (
 
 @pytest.fixture
 def tiny() -> Iterator[None]:
-    import prefkit.curation.steps  # noqa: F401  (the real ones first)
-
-    for step in TINY:
-        register(step)
-    yield
-    for step in TINY:
-        STEPS.pop(step.name, None)
+    with registered(TINY):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -19,26 +19,17 @@ import numpy as np
 import pytest
 from realdata import REAL
 
+from builders import build
 from prefkit.dataset import Dataset
 from prefkit.diagnostics.checks import cycles
 from prefkit.diagnostics.context import Context
 from prefkit.diagnostics.findings import Finding
 from prefkit.diagnostics.inspect import inspect
 from prefkit.diagnostics.registry import CHECKS
-from prefkit.schema import TABLES, TableBuilder, messages
+from prefkit.schema import messages
 from prefkit.synth import simulate
 
-
 # --- helpers ------------------------------------------------------------------------------
-def _build(**rows: list[dict[str, Any]]) -> Dataset:
-    tables = {}
-    for name in TABLES:
-        if rows.get(name):
-            b = TableBuilder(name)
-            for r in rows[name]:
-                b.add(**r)
-            tables[name] = b.build()
-    return Dataset(tables)
 
 
 def _dataset(
@@ -53,7 +44,7 @@ def _dataset(
     for _, p, tiers in rankings:
         for tier in tiers:
             prompt_of.update(dict.fromkeys(tier, p))
-    return _build(
+    return build(
         prompts=[
             {"prompt_id": p, "messages": messages(("user", p))}
             for p in sorted(set(prompt_of.values()))

@@ -13,11 +13,12 @@ import pytest
 from realdata import REAL
 from scipy.stats import binom
 
+from builders import build
 from prefkit import Dataset
 from prefkit.diagnostics.findings import Finding
 from prefkit.diagnostics.inspect import inspect
 from prefkit.diagnostics.minhash import MinHashParams, candidate_probability
-from prefkit.schema import TABLES, TableBuilder, messages
+from prefkit.schema import messages
 from prefkit.synth import simulate
 from prefkit.views import messages_text, prompt_text
 
@@ -28,17 +29,6 @@ def _run(ds: Dataset, **params: Any) -> dict[str, Finding]:
     )
     assert all(f.check == "duplicates" for f in report.findings)
     return {f.title: f for f in report.findings}
-
-
-def _build(**rows: list[dict[str, Any]]) -> Dataset:
-    tables = {}
-    for name in TABLES:
-        if rows.get(name):
-            b = TableBuilder(name)
-            for r in rows[name]:
-                b.add(**r)
-            tables[name] = b.build()
-    return Dataset(tables)
 
 
 def _p(pid: str, text: str, **kw: Any) -> dict[str, Any]:
@@ -194,7 +184,7 @@ def test_planted_copies_give_consistent_repeats(
 def test_identical_sides_by_kind() -> None:
     """j1: two ids, identical text; j2: differ in case and spacing only; j3: a = b;
     j4: a real pair; j5: two empty responses (left out, counted as empty-sided)."""
-    ds = _build(
+    ds = build(
         prompts=[_p("p1", "Say hello"), _p("p2", "Say nothing")],
         responses=[
             _r("r1", "p1", "Hello world"),
@@ -231,7 +221,7 @@ def _contradiction_ds(second_outcome: int) -> Dataset:
     q2 shows them in the other order. q3 has the same texts but one item judged both ways
     by two annotators (disagreement, not a repeat). q4 has the same text under another
     context (a different prompt)."""
-    return _build(
+    return build(
         prompts=[
             _p("q1", "Which is better?"),
             _p("q2", "which is   better?"),
@@ -304,7 +294,7 @@ def test_near_duplicates_can_be_switched_off_and_parameters_reach_the_engine() -
 
 
 def test_skipped_without_judgments_or_texts() -> None:
-    only_prompts = _build(prompts=[_p("p1", "hello there"), _p("p2", "Hello  there")])
+    only_prompts = build(prompts=[_p("p1", "hello there"), _p("p2", "Hello  there")])
     found = _run(only_prompts)
     assert found["Exact duplicates"].ids == {"prompt_id": ["p2"]}
     assert found["Identical sides"].severity == "skipped"

@@ -51,6 +51,17 @@ def _open(source: str, from_format: str | None, maps: tuple[str, ...]) -> Any:
     return load(source, from_format, **_mapping(maps))  # type: ignore[arg-type]
 
 
+def _view_policy(**options: Any) -> dict[str, Any]:
+    """The view-policy options given on the command line, as keyword arguments for the
+    views: those left at their defaults (unset, ``score_key`` "score", ``margin`` 0) are
+    dropped, so the views apply their own."""
+    if options.get("score_key") == "score":
+        options["score_key"] = None
+    if "margin" in options and not options["margin"]:
+        options["margin"] = None
+    return {k: v for k, v in options.items() if v is not None}
+
+
 @click.command("convert")
 @click.argument("input_path", metavar="INPUT")
 @click.argument("output_path", metavar="OUTPUT")
@@ -135,19 +146,15 @@ def convert_cmd(
       prefkit convert battles/ pairs.parquet --to trl --ties drop --annotators majority
       prefkit convert messy.jsonl clean/ --on-error quarantine
     """
-    write_options: dict[str, Any] = {
-        k: v
-        for k, v in {
-            "ties": ties,
-            "annotators": annotators,
-            "rankings": rankings,
-            "scores": scores,
-            "score_key": score_key if score_key != "score" else None,
-            "battle_ties": battle_ties,
-            "conversational": conversational,
-        }.items()
-        if v is not None
-    }
+    write_options = _view_policy(
+        ties=ties,
+        annotators=annotators,
+        rankings=rankings,
+        scores=scores,
+        score_key=score_key,
+        battle_ties=battle_ties,
+        conversational=conversational,
+    )
     ds = convert(
         input_path,
         output_path,

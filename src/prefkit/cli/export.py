@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from prefkit.cli.data import _open, _source_options
+from prefkit.cli.data import _open, _source_options, _view_policy
 from prefkit.errors import PrefkitError
 from prefkit.views import ANNOTATORS, PAIR_STRATEGIES, TIES
 
@@ -230,19 +230,15 @@ def export_cmd(
       prefkit export data/clean pairs.parquet --to parquet --annotators majority
       prefkit export data/clean hf_pairs/ --to hf --ties drop
     """
-    policy: dict[str, Any] = {
-        k: v
-        for k, v in {
-            "ties": ties,
-            "annotators": annotators,
-            "rankings": rankings,
-            "scores": scores,
-            "score_key": score_key if score_key != "score" else None,
-            "margin": margin if margin else None,
-            "conversational": conversational,
-        }.items()
-        if v is not None
-    }
+    policy = _view_policy(
+        ties=ties,
+        annotators=annotators,
+        rankings=rankings,
+        scores=scores,
+        score_key=score_key,
+        margin=margin,
+        conversational=conversational,
+    )
     ds = _open(dataset, from_format, maps)
     rows = export(ds, output, to_format, split=split, overwrite=overwrite, **policy)
     counts = ", ".join(f"{k} {v:,}" if k else f"{v:,}" for k, v in rows.items())

@@ -9,7 +9,7 @@ validates the parameters, runs it and writes the lineage entry, so no step can f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +91,17 @@ class Outcome:
     added: dict[str, dict[str, int]] = field(default_factory=dict)
     report: pa.Table | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def merge_reasons(parts: Iterable[Outcome]) -> dict[str, dict[str, int]]:
+    """The removed-row counts of several outcomes, summed per table and reason."""
+    reasons: dict[str, dict[str, int]] = {}
+    for o in parts:
+        for table, by in o.reasons.items():
+            into = reasons.setdefault(table, {})
+            for why, k in by.items():
+                into[why] = into.get(why, 0) + k
+    return reasons
 
 
 @dataclass(frozen=True)
@@ -232,6 +243,7 @@ __all__ = [
     "Step",
     "apply",
     "get_step",
+    "merge_reasons",
     "register",
     "report_table",
     "run_step",

@@ -20,6 +20,7 @@ import xxhash
 
 from prefkit.engine import connect
 from prefkit.errors import PrefkitError
+from prefkit.schema import ID_COLUMN
 from prefkit.views import messages_text, prompt_text
 
 if TYPE_CHECKING:
@@ -32,13 +33,6 @@ T = TypeVar("T")
 #: Rows per record batch when streaming texts.
 BATCH_ROWS = 65_536
 EMBED_MODES = ("auto", "always", "never")
-ID_COLUMN = {
-    "prompts": "prompt_id",
-    "responses": "response_id",
-    "judgments": "judgment_id",
-    "rankings": "ranking_id",
-    "annotators": "annotator_id",
-}
 
 #: ``progress(description, total)`` returns a callable that advances the bar by n.
 Progress = Callable[[str, int | None], Callable[[int], None]]

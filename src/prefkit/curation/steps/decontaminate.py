@@ -49,7 +49,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefkit.curation.cascade import drop_rows
-from prefkit.curation.step import REPORT_SCHEMA, Outcome, Param, Step, register, report_table
+from prefkit.curation.step import (
+    REPORT_SCHEMA,
+    Outcome,
+    Param,
+    Step,
+    merge_reasons,
+    register,
+    report_table,
+)
 from prefkit.diagnostics.context import Context
 from prefkit.diagnostics.evalset import EvalPrompts, read_prompts
 from prefkit.diagnostics.ngrams import DEFAULT_N, EvalIndex, find_overlaps
@@ -215,12 +223,7 @@ def run(
         ds = ds.with_tables(**o.tables)
         tables.update(o.tables)
         parts.append(o)
-    reasons: dict[str, dict[str, int]] = {}
-    for o in parts:
-        for table, by in o.reasons.items():
-            into = reasons.setdefault(table, {})
-            for why, k in by.items():
-                into[why] = into.get(why, 0) + k
+    reasons = merge_reasons(parts)
     reports = [o.report for o in parts if o.report is not None]
     report = pa.concat_tables(reports) if reports else REPORT_SCHEMA.empty_table()
     return Outcome(tables, reasons=reasons, report=report, info=info)

@@ -61,7 +61,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefkit.curation.cascade import drop_rows
-from prefkit.curation.step import REPORT_SCHEMA, Outcome, Param, Step, register, report_table
+from prefkit.curation.step import (
+    REPORT_SCHEMA,
+    Outcome,
+    Param,
+    Step,
+    merge_reasons,
+    register,
+    report_table,
+)
 from prefkit.diagnostics.context import Context
 from prefkit.diagnostics.dupes import DupGroups, scan_prompts, scan_responses
 from prefkit.diagnostics.minhash import MinHashParams
@@ -116,12 +124,7 @@ def _dense(*columns: np.ndarray) -> np.ndarray:
 
 
 def _merge(parts: list[Outcome]) -> tuple[dict[str, dict[str, int]], pa.Table | None]:
-    reasons: dict[str, dict[str, int]] = {}
-    for o in parts:
-        for table, by in o.reasons.items():
-            into = reasons.setdefault(table, {})
-            for why, k in by.items():
-                into[why] = into.get(why, 0) + k
+    reasons = merge_reasons(parts)
     reports = [o.report for o in parts if o.report is not None and o.report.num_rows]
     return reasons, pa.concat_tables(reports) if reports else None
 
