@@ -12,13 +12,14 @@ import gzip
 import json
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from realdata import REAL, SHARED_DATA
+from realdata import REAL
 from scipy import stats
 
 from prefkit import Dataset, from_pairs
@@ -348,9 +349,11 @@ def _pairs_from_tables(ds: Dataset) -> tuple[int, int]:
 
 
 @pytest.mark.shared_data
-def test_hh_rlhf_harmless_prefers_shorter_answers(real_dataset: Callable[[str], Dataset]) -> None:
+def test_hh_rlhf_harmless_prefers_shorter_answers(
+    real_dataset: Callable[[str], Dataset], shared_data: Path
+) -> None:
     # Independent count from the raw file: the response is the last Assistant turn.
-    path = SHARED_DATA / "hh_rlhf_harmless_test" / "harmless-base_test.jsonl.gz"
+    path = shared_data / "hh_rlhf_harmless_test" / "harmless-base_test.jsonl.gz"
     with gzip.open(path, "rt") as fh:
         rows = [json.loads(line) for line in fh]
     last = [
@@ -382,9 +385,9 @@ def test_hh_rlhf_harmless_prefers_shorter_answers(real_dataset: Callable[[str], 
 
 @pytest.mark.shared_data
 def test_vicuna80_human_judges_favour_longer_answers(
-    real_dataset: Callable[[str], Dataset],
+    real_dataset: Callable[[str], Dataset], shared_data: Path
 ) -> None:
-    gens = SHARED_DATA / "vicuna80_human_battles" / "generations"
+    gens = shared_data / "vicuna80_human_battles" / "generations"
     mean_words = {}
     for f in gens.glob("answer_*.jsonl"):
         lines = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
