@@ -54,7 +54,7 @@ cat > "$OUT/curate.yaml" <<'YAML'
 steps:
   - dedup: {what: prompts}
   - decontaminate: {against: EVAL}
-  - drop-disputed: {min_agreement: 0.6}
+  - drop-disputed: {min_agreement: 0.8}   # at least 4 of the 5 judges agree
   - majority: {tie: drop}
   - drop-ties
 YAML
