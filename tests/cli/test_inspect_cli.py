@@ -58,7 +58,11 @@ def _against(ctx: Context) -> list[Finding]:
             "Against",
             "info",
             f"{len(texts)} eval prompts from {ctx.options.against_name}.",
-            metrics={"n_eval": len(texts), "first": texts[0] if texts else ""},
+            metrics={
+                "n_eval": len(texts),
+                "first": texts[0] if texts else "",
+                "ids": list(ctx.options.against_ids or []),
+            },
         )
     ]
 
@@ -237,6 +241,7 @@ def test_against_reads_eval_prompts(data: Path, tmp_path: Path) -> None:
     d = json.loads(out)
     m = d["findings"][0]["metrics"]
     assert m["n_eval"] == 2 and m["first"] == "What is 2+2?"
+    assert m["ids"] == ["line 1", "line 2"]  # where each eval prompt came from
     assert d["options"]["against"]
 
 

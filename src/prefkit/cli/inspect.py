@@ -323,6 +323,7 @@ def inspect_cmd(
 
         evalset = read_prompts(against, against_field)
         options.against, options.against_name = evalset.texts, evalset.name
+        options.against_ids = evalset.ids
     order = [c.name for c in resolve(names or None)]
     show_progress = not quiet and sys.stderr.isatty()
     if show_progress:

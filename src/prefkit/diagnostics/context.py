@@ -46,6 +46,9 @@ class InspectOptions:
     ----------
     against
         Eval/benchmark prompt texts to measure coverage and contamination against.
+    against_name, against_ids
+        Where they came from, and their ids (record ids or "line N"), shown in findings;
+        without ids they are numbered ``#1…``.
     tokenizer
         A Hugging Face tokenizer name or path; adds model-token lengths to the shape check.
     embed
@@ -61,6 +64,7 @@ class InspectOptions:
 
     against: Sequence[str] | None = None
     against_name: str = ""
+    against_ids: Sequence[str] | None = None
     tokenizer: str | None = None
     embed: str = "auto"
     seed: int = 0

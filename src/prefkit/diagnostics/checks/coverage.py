@@ -382,7 +382,12 @@ def run(ctx: Context) -> list[Finding]:
     if n_train == 0:
         return [skipped(NAME, TITLE, "the dataset has no prompts to compare with the eval set")]
     eval_texts = [t if isinstance(t, str) else "" for t in against]
-    eval_ids = [f"#{i + 1}" for i in range(len(eval_texts))]
+    given = ctx.options.against_ids
+    eval_ids = (
+        [str(i) for i in given]
+        if given and len(given) == len(eval_texts)
+        else [f"#{i + 1}" for i in range(len(eval_texts))]
+    )
 
     encode = ctx.embedder()
     method = "embedding" if encode is not None else "lexical"
