@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 import xxhash
 
 from prefkit.engine import connect
@@ -151,11 +151,10 @@ class Context:
         """Record batches of a table (streamed from Parquet when the table is on disk)."""
         files = self.ds.files(name)
         if files:
-            # One batch and one file ahead at most: the default read-ahead holds ~0.5 GB
-            # of text in flight when scanning 2M responses.
-            yield from pads.dataset([str(f) for f in files], format="parquet").to_batches(
-                columns=columns, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1
-            )
+            # ParquetFile.iter_batches, not a pyarrow.dataset scanner: the scanner kept the
+            # decoded text of a whole 2M-row file resident (1.3 GB peak RSS against 0.4 GB).
+            for path in files:
+                yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns)
             return
         table = self.ds.table(name)
         yield from (table.select(columns) if columns else table).to_batches(batch_rows)
