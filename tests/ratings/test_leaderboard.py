@@ -139,3 +139,18 @@ def test_cli_battle_file_fast_path_equals_the_full_load(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(cli, ["arena", str(path), "--intervals", "fisher"])
     assert result.exit_code == 2 and "line 401" in result.stderr and "winner" in result.stderr
+
+
+def test_style_control_on_a_numeric_responses_column(sim: prefkit.Dataset) -> None:
+    # A meta column works as a style feature in the leaderboard as in StyleControl itself.
+    import pyarrow as pa
+
+    from prefkit.ratings.style import StyleControl
+
+    noise = np.random.default_rng(0).normal(size=sim.responses.num_rows)
+    ds = sim.with_tables(responses=sim.responses.append_column("meta_x", pa.array(noise)))
+    s = leaderboard(ds, intervals="fisher", style=("meta_x",)).style
+    direct = StyleControl(features=("meta_x",), missing="drop").fit(ds)
+    assert s is not None and s.features == ["meta_x"]
+    np.testing.assert_allclose(s.coef, direct.coef_)
+    np.testing.assert_allclose(s.controlled, direct.ratings_)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from prefkit.errors import PrefkitError
 from prefkit.ratings.analytic import analytic_intervals
@@ -78,7 +79,7 @@ class ArenaReport:
     n_ties: int
     excluded: dict[str, int] = field(default_factory=dict)
     style: StyleSummary | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # result.warnings included
 
     def to_dict(self) -> dict[str, Any]:
         def matrix(a: np.ndarray) -> list[list[float | None]]:
@@ -94,7 +95,7 @@ class ArenaReport:
             "observed_win_rate": matrix(self.observed),
             "predicted_win_rate": matrix(self.predicted),
             "style_control": self.style.to_dict() if self.style else None,
-            "warnings": self.warnings + [w for w in self.result.warnings if w not in self.warnings],
+            "warnings": self.warnings,
         }
 
 
@@ -153,7 +154,7 @@ def leaderboard(
         result = bootstrap(counts, model, rounds=rounds, seed=seed, ci=ci)
     else:
         result = analytic_intervals(counts, model, ci=ci, method=intervals)
-    warnings = list(model.warnings_)
+    warnings = list(result.warnings)  # the fit's own warnings and the interval method's
     few = [
         m for m, n in zip(result.models, result.battles.tolist(), strict=True) if n < FEW_BATTLES
     ]
@@ -188,23 +189,32 @@ def _style(
     keep: set[str],
     scale: tuple[float, float, float],
 ) -> StyleSummary:
-    from prefkit.ratings.style import StyleControl
+    from prefkit.ratings.style import StyleControl, _covariates, _dataset_counts
 
     if not hasattr(data, "to_battles"):
         raise PrefkitError("style control needs the dataset (response texts), not battle counts")
-    battles = data.to_battles(ties="keep")
-    mask = np.isin(
-        np.array(battles.column("model_a").to_pylist(), dtype=object), list(keep)
-    ) & np.isin(np.array(battles.column("model_b").to_pylist(), dtype=object), list(keep))
-    style_ties = "drop" if ties == "drop" else "half"
+    # Covariates per battle as StyleControl.fit(dataset) computes them (text counts and
+    # numeric responses columns alike), then only the battles between the kept models.
+    covs = _covariates(features)
+    model_a, model_b, score, xa, xb = _dataset_counts(data, covs, "words")
+    kept = pa.array(sorted(keep), pa.string())
+    mask = pc.and_(pc.is_in(model_a, value_set=kept), pc.is_in(model_b, value_set=kept))
+    rows = mask.to_numpy(zero_copy_only=False)
+    table: dict[str, Any] = {
+        "model_a": model_a.filter(mask),
+        "model_b": model_b.filter(mask),
+        "winner": 2.0 * score[rows] - 1.0,  # numeric outcomes: +1 a, -1 b, 0 tie
+    }
+    for j, c in enumerate(covs):
+        table[f"{c}_a"], table[f"{c}_b"] = xa[rows, j], xb[rows, j]
     sc = StyleControl(
-        features=features,
-        ties=style_ties,
+        features=covs,
+        ties="drop" if ties == "drop" else "half",
         missing="drop",
         scale=scale[0],
         base=scale[1],
         init=scale[2],
-    ).fit(_with_texts(data, battles.filter(mask)))
+    ).fit(table)
     return StyleSummary(
         features=list(sc.feature_names_),
         coef=[float(c) for c in sc.coef_],
@@ -216,19 +226,4 @@ def _style(
         controlled=[float(r) for r in sc.ratings_],
         uncontrolled=[float(r) for r in sc.ratings_uncontrolled_],
         dropped_battles=int(sc.n_dropped_),
-    )
-
-
-def _with_texts(ds: Any, battles: Any) -> Any:
-    """The battles with ``text_a`` / ``text_b`` from the responses (what StyleControl reads)."""
-    from prefkit.views import messages_text
-
-    responses = ds.responses
-    ids = responses.column("response_id")
-    texts = messages_text(responses.column("messages").combine_chunks())
-    lookup = dict(zip(ids.to_pylist(), texts.to_pylist(), strict=True))
-    text_a = [lookup.get(r) or None for r in battles.column("a").to_pylist()]
-    text_b = [lookup.get(r) or None for r in battles.column("b").to_pylist()]
-    return battles.append_column("text_a", pa.array(text_a, pa.string())).append_column(
-        "text_b", pa.array(text_b, pa.string())
     )

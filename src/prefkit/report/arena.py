@@ -78,7 +78,7 @@ def render_html(report: ArenaReport, title: str = "Arena leaderboard") -> str:
         ]
     )
     warn = ""
-    warnings = report.warnings + [w for w in r.warnings if w not in report.warnings]
+    warnings = list(report.warnings)
     if r.degenerate_rounds:
         warnings.append(
             f"{r.degenerate_rounds} bootstrap round(s) had a model that never won or never lost "
