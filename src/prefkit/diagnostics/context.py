@@ -143,7 +143,12 @@ class Context:
         return self._con
 
     def count(self, name: str) -> int:
+        """Rows in table ``name``."""
         return self.ds.num_rows(name)
+
+    def n_batches(self, name: str, batch_rows: int = BATCH_ROWS) -> int:
+        """Batches :meth:`texts` yields for ``name`` (at least 1): a progress-bar total."""
+        return max(1, -(-self.count(name) // batch_rows))
 
     def batches(
         self, name: str, columns: list[str] | None = None, batch_rows: int = BATCH_ROWS

@@ -49,9 +49,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from prefkit.diagnostics.context import BATCH_ROWS, Context
+from prefkit.diagnostics.context import Context
 from prefkit.diagnostics.lsh import NearDupIndex, NearDuplicates, components, pipelined
 from prefkit.diagnostics.minhash import MinHashParams, concat, mix64, text_hashes, tokenize
+from prefkit.engine import row, scalar
 
 if TYPE_CHECKING:
     import duckdb
@@ -235,7 +236,7 @@ def read_texts(ctx: Context, name: str, params: MinHashParams, near: bool = True
 
     Batches are tokenised and signed in worker threads; hashes and files are written in
     the main thread in table order (DuckDB connections are not shared across threads)."""
-    total = max(1, -(-ctx.count(name) // BATCH_ROWS))
+    total = ctx.n_batches(name)
     batches = ctx.track(ctx.texts(name), f"duplicates: {name}", total)
     ids, raws = [], []
     if near:
@@ -380,11 +381,12 @@ def identical_sides(con: duckdb.DuckDBPyConnection) -> pa.Table:
 def empty_side_judgments(con: duckdb.DuckDBPyConnection) -> int:
     """Judgments with an empty text on a side. Needs :func:`judgment_keys`."""
     return int(
-        con.sql(
+        scalar(
+            con,
             """SELECT count(*) FROM _judgments j
                JOIN _dup_rk ra ON ra.id = j.a JOIN _dup_rk rb ON rb.id = j.b
-               WHERE ra.empty OR rb.empty"""
-        ).fetchall()[0][0]
+               WHERE ra.empty OR rb.empty""",
+        )
     )
 
 
@@ -398,11 +400,12 @@ def near_identical_sides(con: duckdb.DuckDBPyConnection, responses: DupGroups) -
     pairs = pa.table({"l": pa.array(near.left[distinct]), "r": pa.array(near.right[distinct])})
     with registered(con, _dup_np=pairs):
         return int(
-            con.sql(
+            scalar(
+                con,
                 """SELECT count(*) FROM _judgments j
                    JOIN _dup_rk ra ON ra.id = j.a JOIN _dup_rk rb ON rb.id = j.b
-                   JOIN _dup_np p ON p.l = least(ra.i, rb.i) AND p.r = greatest(ra.i, rb.i)"""
-            ).fetchall()[0][0]
+                   JOIN _dup_np p ON p.l = least(ra.i, rb.i) AND p.r = greatest(ra.i, rb.i)""",
+            )
         )
 
 
@@ -453,12 +456,13 @@ def content_pair_repeats(con: duckdb.DuckDBPyConnection) -> Repeats:
                   (max(label) <> min(label)) AND NOT (max(label) = 1 AND min(label) = -1) AS tie_vs_win
            FROM _dup_items GROUP BY pk, h1, h2 HAVING count(*) >= 2"""
     )
-    (pairs, judgments, contra, contra_judgments, tie_vs_win) = con.sql(
+    (pairs, judgments, contra, contra_judgments, tie_vs_win) = row(
+        con,
         """SELECT count(*), coalesce(sum(judgments), 0),
                   count(*) FILTER (contradicts), coalesce(sum(judgments) FILTER (contradicts), 0),
                   count(*) FILTER (tie_vs_win)
-           FROM _dup_groups"""
-    ).fetchall()[0]
+           FROM _dup_groups""",
+    )
     items = con.sql(
         """SELECT i.pk, i.h1, i.h2, i.prompt_id, i.i1, i.i2, i.label, i.judgments, g.items
            FROM _dup_items i JOIN _dup_groups g USING (pk, h1, h2)

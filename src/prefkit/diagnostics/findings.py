@@ -110,6 +110,13 @@ def skipped(check: str, title: str, why: str) -> Finding:
     return Finding(check, title, "skipped", why)
 
 
+def snippet(text: str | None, width: int) -> str:
+    """``text`` on one line (whitespace runs collapsed), cut to ``width`` characters with
+    an ellipsis; a table cell that shows which text a row is about."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
 @dataclass
 class InspectReport:
     """Everything `prefkit inspect` found in one dataset."""
@@ -178,4 +185,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["PLOT_KINDS", "SEVERITIES", "Finding", "InspectReport", "Plot", "Table", "skipped"]
+__all__ = [
+    "PLOT_KINDS",
+    "SEVERITIES",
+    "Finding",
+    "InspectReport",
+    "Plot",
+    "Table",
+    "skipped",
+    "snippet",
+]

@@ -64,6 +64,7 @@ from scipy import stats
 from prefkit.diagnostics.context import Context
 from prefkit.diagnostics.findings import Finding, Plot, Table, skipped
 from prefkit.diagnostics.registry import Check, register
+from prefkit.engine import scalar
 
 NAME = "bias"
 TITLE = "Length and position bias"
@@ -326,13 +327,14 @@ def _tiered_pairs(ctx: Context, origin: str, tiers_sql: str, id_kind: str) -> Pa
                    x.n_chars AS wc, y.n_chars AS lc
             FROM l x JOIN l y ON x.group_id = y.group_id AND x.tier < y.tier"""
     tab = con.sql(q).to_arrow_table()
-    n_ties = con.sql(
+    n_ties = scalar(
+        con,
         f"""WITH t AS ({tiers_sql}),
             l AS (SELECT t.group_id, t.tier FROM t JOIN _bias_len n ON n.id = t.response_id
                   WHERE n.n_chars > 0),
             c AS (SELECT count(*) AS k FROM l GROUP BY group_id, tier)
-            SELECT coalesce(sum(k * (k - 1) // 2), 0) FROM c"""
-    ).fetchall()[0][0]
+            SELECT coalesce(sum(k * (k - 1) // 2), 0) FROM c""",
+    )
     wc, lc = _np(tab.column("wc")), _np(tab.column("lc"))
     known = (wc > 0) & (lc > 0)
     return Pairs(
@@ -370,7 +372,7 @@ def _score_tiers(score_key: str) -> str:
 def _balanced(ctx: Context) -> dict[str, float] | None:
     """Model-balanced a-win share over source pairs judged in both orders (None if none)."""
     con = ctx.con
-    if not con.sql("SELECT count(source) FROM _responses").fetchall()[0][0]:
+    if not scalar(con, "SELECT count(source) FROM _responses"):
         return None
     rows = con.sql(
         """SELECT ra.source AS sa, rb.source AS sb, count(*) AS n,
@@ -568,9 +570,7 @@ def run(ctx: Context) -> list[Finding]:
     score_key = ctx.param(NAME, "score_key", "score")
     has_s = False
     if ctx.count("responses"):
-        has_s = bool(
-            ctx.con.sql(f"SELECT count(*) FROM ({_score_tiers(score_key)})").fetchall()[0][0]
-        )
+        has_s = bool(scalar(ctx.con, f"SELECT count(*) FROM ({_score_tiers(score_key)})"))
     if not (has_j or has_r or has_s):
         return [skipped(NAME, TITLE, "no judgments, rankings or scored responses to compare")]
     sources: list[Pairs] = []

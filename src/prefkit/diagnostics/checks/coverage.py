@@ -67,8 +67,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import sparse
 
-from prefkit.diagnostics.context import BATCH_ROWS, Context
-from prefkit.diagnostics.findings import Finding, Plot, Table, skipped
+from prefkit.diagnostics.context import Context
+from prefkit.diagnostics.findings import Finding, Plot, Table, skipped, snippet
 from prefkit.diagnostics.ngrams import DEFAULT_N, EvalIndex, Overlap, find_overlaps, hashed_counts
 from prefkit.diagnostics.registry import Check, register
 
@@ -89,14 +89,7 @@ SIM_BLOCK = 4_000_000
 
 # --- helpers ---------------------------------------------------------------------------------
 def _snippet(text: str | None) -> str:
-    if text is None:
-        return ""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= SNIPPET else flat[: SNIPPET - 1] + "…"
-
-
-def _n_batches(ctx: Context, name: str) -> int:
-    return max(1, -(-ctx.count(name) // BATCH_ROWS))
+    return snippet(text, SNIPPET)
 
 
 @dataclass
@@ -406,7 +399,7 @@ def run(ctx: Context) -> list[Finding]:
     batches = ctx.track(
         _sampling(ctx.texts("prompts"), chosen, pool),
         "coverage: n-grams in prompts",
-        _n_batches(ctx, "prompts"),
+        ctx.n_batches("prompts"),
     )
     over = find_overlaps(index, batches, min_share)
     resp = None
@@ -416,7 +409,7 @@ def run(ctx: Context) -> list[Finding]:
             ctx.track(
                 ctx.texts("responses"),
                 "coverage: n-grams in responses",
-                _n_batches(ctx, "responses"),
+                ctx.n_batches("responses"),
             ),
             min_share,
         )

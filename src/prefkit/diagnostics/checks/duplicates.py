@@ -73,7 +73,7 @@ from prefkit.diagnostics.dupes import (
     scan_prompts,
     scan_responses,
 )
-from prefkit.diagnostics.findings import Finding, Plot, Table, skipped
+from prefkit.diagnostics.findings import Finding, Plot, Table, skipped, snippet
 from prefkit.diagnostics.minhash import MinHashParams
 from prefkit.diagnostics.registry import Check, register
 
@@ -103,8 +103,7 @@ def _params(ctx: Context) -> MinHashParams:
 
 # --- helpers for findings ----------------------------------------------------------------------
 def _snippet(text: str | None) -> str:
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= SNIPPET else flat[: SNIPPET - 1] + "…"
+    return snippet(text, SNIPPET)
 
 
 def _texts_for(ctx: Context, name: str, ids: set[str]) -> dict[str, str]:

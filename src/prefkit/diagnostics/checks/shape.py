@@ -51,6 +51,7 @@ import pyarrow.compute as pc
 from prefkit.diagnostics.context import Context
 from prefkit.diagnostics.findings import Finding, Plot, Table, skipped
 from prefkit.diagnostics.registry import Check, register
+from prefkit.engine import row, scalar
 from prefkit.errors import PrefkitError
 
 NAME = "shape"
@@ -126,10 +127,6 @@ def media_only(ctx: Context) -> pa.Array:
     return ctx.cached("shape:media_ids", make)
 
 
-def _one(ctx: Context, sql: str) -> tuple[Any, ...]:
-    return tuple(ctx.con.sql(sql).fetchall()[0])
-
-
 def token_lengths(ctx: Context, name: str) -> np.ndarray:
     """Model-token length of every prompt or response (no special tokens), cached."""
 
@@ -142,8 +139,9 @@ def token_lengths(ctx: Context, name: str) -> np.ndarray:
             ) from exc
         tok = AutoTokenizer.from_pretrained(ctx.options.tokenizer)
         parts = []
-        total = -(-ctx.count(name) // 4096)
-        for _, texts in ctx.track(ctx.texts(name, 4096), f"tokens ({name})", total):
+        for _, texts in ctx.track(
+            ctx.texts(name, 4096), f"tokens ({name})", ctx.n_batches(name, 4096)
+        ):
             enc = tok(
                 texts.to_pylist(),
                 add_special_tokens=False,
@@ -162,14 +160,15 @@ def _counts(ctx: Context, kinds: list[str]) -> Finding:
     counts = {n: ctx.count(n) for n in TABLE_NAMES}
     metrics: dict[str, Any] = {n: counts[n] for n in TABLE_NAMES}
     if counts["prompts"] and counts["responses"]:
-        per = ctx.con.sql(
-            "SELECT avg(c), max(c) FROM (SELECT count(*) AS c FROM _responses GROUP BY prompt_id)"
-        ).fetchall()[0]
+        per = row(
+            ctx.con,
+            "SELECT avg(c), max(c) FROM (SELECT count(*) AS c FROM _responses GROUP BY prompt_id)",
+        )
         metrics["responses_per_prompt_mean"] = float(per[0])
         metrics["responses_per_prompt_max"] = int(per[1])
     if counts["judgments"]:
-        items, mean, mx, multi = _one(
-            ctx,
+        items, mean, mx, multi = row(
+            ctx.con,
             """SELECT count(*), avg(c), max(c), count(*) FILTER (c > 1)
                FROM (SELECT count(*) AS c FROM _judgments
                      GROUP BY prompt_id, least(a, b), greatest(a, b))""",
@@ -179,8 +178,8 @@ def _counts(ctx: Context, kinds: list[str]) -> Finding:
         metrics["judges_per_item_max"] = int(mx)
         metrics["items_with_several_judges_share"] = multi / items
     if counts["rankings"]:
-        per = _one(
-            ctx,
+        per = row(
+            ctx.con,
             "SELECT avg(c), max(c) FROM (SELECT count(*) AS c FROM _rankings GROUP BY prompt_id)",
         )
         metrics["rankings_per_prompt_mean"] = float(per[0])
@@ -322,7 +321,7 @@ def _empty(ctx: Context, lengths: dict[str, pa.Table], top: int) -> Finding:
 
 def _sources(ctx: Context, top: int) -> Finding:
     title = "Sources"
-    n_src = _one(ctx, "SELECT count(source) FROM _responses")[0] if ctx.count("responses") else 0
+    n_src = scalar(ctx.con, "SELECT count(source) FROM _responses") if ctx.count("responses") else 0
     if not n_src:
         return skipped(NAME, title, "no response has a source (model) name")
     counts = ctx.con.sql(
@@ -387,7 +386,7 @@ def _annotators(ctx: Context, top: int, dominant: float) -> Finding:
     if not parts:
         return skipped(NAME, title, "no judgments or rankings")
     union = " UNION ALL ".join(parts)
-    labels, with_id = _one(ctx, f"SELECT count(*), count(annotator_id) FROM ({union})")
+    labels, with_id = row(ctx.con, f"SELECT count(*), count(annotator_id) FROM ({union})")
     if not with_id:
         return skipped(NAME, title, f"none of the {labels:,} labels names its annotator")
     counts = ctx.con.sql(
@@ -408,11 +407,11 @@ def _annotators(ctx: Context, top: int, dominant: float) -> Finding:
         "labels_with_annotator_share": with_id / labels,
     }
     if ctx.count("annotators"):
-        idle = _one(
-            ctx,
+        idle = scalar(
+            ctx.con,
             f"""SELECT count(*) FROM _annotators WHERE annotator_id NOT IN
                 (SELECT annotator_id FROM ({union}) WHERE annotator_id IS NOT NULL)""",
-        )[0]
+        )
         metrics["annotators_without_labels"] = int(idle)
     flagged: list[str] = []
     if k >= 2 and top_share >= dominant:
@@ -461,8 +460,8 @@ def _ties(ctx: Context, warn: float, top: int) -> Finding:
     ids: dict[str, list[str]] = {}
     rate = 0.0
     if n_j:
-        ties, good, bad = _one(
-            ctx,
+        ties, good, bad = row(
+            ctx.con,
             """SELECT count(*) FILTER (outcome = 0), count(*) FILTER (outcome = 0 AND tie_kind = 'good'),
                       count(*) FILTER (outcome = 0 AND tie_kind = 'bad') FROM _judgments""",
         )
@@ -483,8 +482,8 @@ def _ties(ctx: Context, warn: float, top: int) -> Finding:
                 .to_pylist()
             )
     if n_r:
-        tied, pairs, with_tie = _one(
-            ctx,
+        tied, pairs, with_tie = row(
+            ctx.con,
             """SELECT coalesce(sum(tp), 0), coalesce(sum(n * (n - 1) // 2), 0),
                       count(*) FILTER (tp > 0)
                FROM (SELECT len(flatten(tiers)) AS n,
