@@ -12,8 +12,9 @@ Items and values
     otherwise, so ``(b, a)`` with "b preferred" counts as ``(a, b)`` with "a preferred".
     Values are three categories ``hi preferred < tie < lo preferred`` (both tie kinds,
     good and bad, are one "tie"). Judgments of a response against itself (``a = b``)
-    have no orientation and are left out (counted in ``self_pairs_left_out``). Rankings count too: each ranking gives one value per
-    pair of its responses (a pair in the same tier is a tie), with the ranking's id.
+    have no orientation and are left out (counted in ``self_pairs_left_out``). Rankings
+    count too: each ranking gives one value per pair of its responses (a pair in the same
+    tier is a tie), with the ranking's id.
 
 Method
     * Krippendorff's alpha (Krippendorff 2004, "Content Analysis", ch. 11, and 2011,
@@ -142,12 +143,25 @@ _JUDGMENT_VOTES = """
            (CASE WHEN a < b THEN outcome ELSE -outcome END)::TINYINT AS value, annotator_id
     FROM _judgments WHERE a <> b AND outcome IS NOT NULL"""
 
-# One value per pair of responses in a ranking: the response in the better (lower) tier
-# is preferred; the same tier is a tie.
-_RANKING_VOTES = """
-    SELECT x.ranking_id AS vid, TRUE AS ranked, x.prompt_id, x.rid AS lo, y.rid AS hi,
-           sign(y.r - x.r)::TINYINT AS value, x.annotator_id
-    FROM _rank_items x JOIN _rank_items y ON x.ranking_id = y.ranking_id AND x.rid < y.rid"""
+
+def ranking_pairs_sql(where: str = "") -> str:
+    """Rankings as oriented pairwise values, one row per pair of distinct responses of a
+    ranking: ``ranking_id, prompt_id, annotator_id, lo, hi, value`` with ``lo < hi`` and
+    ``value`` +1 when ``lo`` is in the better (lower) tier, -1 when ``hi`` is, 0 in the
+    same tier. ``where`` filters ``_rankings``."""
+    return f"""
+        WITH t AS (SELECT ranking_id, prompt_id, annotator_id,
+                          unnest(tiers) AS tier, generate_subscripts(tiers, 1) AS r
+                   FROM _rankings {where}),
+             m AS (SELECT ranking_id, prompt_id, annotator_id, r, unnest(tier) AS rid FROM t)
+        SELECT x.ranking_id, x.prompt_id, x.annotator_id, x.rid AS lo, y.rid AS hi,
+               sign(y.r - x.r)::TINYINT AS value
+        FROM m x JOIN m y ON x.ranking_id = y.ranking_id AND x.rid < y.rid"""
+
+
+_RANKING_VOTES = f"""
+    SELECT ranking_id AS vid, TRUE AS ranked, prompt_id, lo, hi, value, annotator_id
+    FROM ({ranking_pairs_sql()})"""
 
 
 def collect_votes(ctx: Context, rankings: bool = True) -> Votes | None:
@@ -167,13 +181,6 @@ def _collect(ctx: Context, rankings: bool) -> Votes | None:
         parts.append(_JUDGMENT_VOTES)
         n_self = int(con.execute("SELECT count(*) FROM _judgments WHERE a = b").fetchall()[0][0])
     if rankings and ctx.count("rankings"):
-        con.execute(
-            """CREATE OR REPLACE TEMP VIEW _rank_items AS
-               WITH t AS (SELECT ranking_id, prompt_id, annotator_id,
-                                 unnest(tiers) AS tier, generate_subscripts(tiers, 1) AS r
-                          FROM _rankings)
-               SELECT ranking_id, prompt_id, annotator_id, r, unnest(tier) AS rid FROM t"""
-        )
         parts.append(_RANKING_VOTES)
     if not parts:
         return None
@@ -471,10 +478,11 @@ def _annotators(ctx: Context, votes: Votes, counts: np.ndarray) -> Finding:
     title = "Annotators far below the rest"
     if not (votes.annotator >= 0).any():
         return skipped(NAME, title, "judgments of multi-judged items have no annotator ids")
+    min_items = ctx.param(NAME, "min_items", 20)
     s = annotator_stats(
         votes,
         counts,
-        min_items=ctx.param(NAME, "min_items", 20),
+        min_items=min_items,
         mad_k=ctx.param(NAME, "mad_k", 3.0),
         min_gap=ctx.param(NAME, "min_gap", 0.05),
         fdr=ctx.param(NAME, "fdr", 0.05),
@@ -488,7 +496,7 @@ def _annotators(ctx: Context, votes: Votes, counts: np.ndarray) -> Finding:
     if n_eligible < MIN_ANNOTATORS:
         severity = "info"
         verdict = (
-            f"Only {n_eligible} annotators have >= {ctx.param(NAME, 'min_items', 20)} scored "
+            f"Only {n_eligible} annotators have >= {min_items} scored "
             "judgments; too few to tell who is far below the rest."
         )
     elif not len(flagged):
@@ -531,7 +539,7 @@ def _annotators(ctx: Context, votes: Votes, counts: np.ndarray) -> Finding:
             Plot(
                 "hist",
                 f"Agreement with the others' majority ({n_eligible} annotators with "
-                f">= {ctx.param(NAME, 'min_items', 20)} scored judgments)",
+                f">= {min_items} scored judgments)",
                 [round(float(e), 3) for e in edges],
                 {
                     "annotators": np.histogram(s.rate[s.eligible], edges)[0].astype(float).tolist(),

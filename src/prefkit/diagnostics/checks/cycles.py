@@ -64,6 +64,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from prefkit.diagnostics.checks.agreement import ranking_pairs_sql
 from prefkit.diagnostics.context import Context
 from prefkit.diagnostics.findings import Finding, Plot, Table, skipped
 from prefkit.diagnostics.registry import Check, register
@@ -143,22 +144,16 @@ def _votes_sql(pairs_sql: str) -> str:
 
 
 def _ranking_pairs_sql(mode: str) -> str:
-    """Rankings as votes ``g, a, b, o, ranking_id``: every item beats the later tiers;
-    two items of one tier are a tie (listed once, smaller id first)."""
+    """Rankings as votes ``g, a, b, o, ranking_id`` (``a < b``; ``o`` +1 when ``a`` is in
+    the better tier, -1 when ``b`` is, 0 in the same tier), as the agreement check reads
+    them."""
     where = ""
     if mode == "multi":
         where = """WHERE prompt_id IN (
                      SELECT prompt_id FROM _rankings GROUP BY prompt_id HAVING count(*) >= 2
                      UNION SELECT DISTINCT prompt_id FROM _judgments)"""
-    return f"""
-        WITH t AS (SELECT ranking_id, prompt_id, unnest(tiers) AS tier,
-                          generate_subscripts(tiers, 1) AS lvl
-                   FROM _rankings {where}),
-             m AS (SELECT ranking_id, prompt_id, lvl, unnest(tier) AS rid FROM t)
-        SELECT m1.prompt_id AS g, m1.rid AS a, m2.rid AS b,
-               CASE WHEN m1.lvl < m2.lvl THEN 1 ELSE 0 END AS o, m1.ranking_id
-        FROM m m1 JOIN m m2 ON m1.ranking_id = m2.ranking_id
-             AND (m1.lvl < m2.lvl OR (m1.lvl = m2.lvl AND m1.rid < m2.rid))"""
+    return f"""SELECT prompt_id AS g, lo AS a, hi AS b, value AS o, ranking_id
+               FROM ({ranking_pairs_sql(where)})"""
 
 
 def _load_votes(ctx: Context, votes_sql: str, min_nodes: int) -> PairVotes | None:

@@ -99,6 +99,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy.stats import spearmanr
 
 from prefkit.diagnostics.context import Context
 from prefkit.diagnostics.features import EMBED_MAX_TEXTS, judgment_features, prompt_words
@@ -495,8 +496,6 @@ def _strength_finding(ctx: Context, res: NoiseResult) -> Finding | None:
         mean_s.append(float(su[sel].mean()))
         flag_s.append(float((su[sel] > threshold).mean()))
         rows.append([label, int(sel.sum()), round(mean_s[-1], 4), round(flag_s[-1], 4)])
-    from scipy.stats import spearmanr
-
     rho = float(spearmanr(st, su).statistic) if len(levels) > 1 else float("nan")
     weaker_noisier = flag_s[0] >= flag_s[-1]
     severity = "info" if weaker_noisier or len(rows) < 2 else "warning"
