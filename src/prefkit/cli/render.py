@@ -157,7 +157,7 @@ def render_arena(name: str, report: ArenaReport) -> None:
             "[bold]controlled ratings:[/bold] "
             + ", ".join(f"{m} {c:.0f} ({c - u:+.0f})" for m, c, u in shifts)
         )
-    warnings = report.warnings + [w for w in r.warnings if w not in report.warnings]
+    warnings = list(report.warnings)  # already holds the fit's warnings
     if r.degenerate_rounds:
         warnings.append(
             f"{r.degenerate_rounds} degenerate bootstrap round(s) ({r.degenerate_policy}): {r.degenerate_models}"
