@@ -54,7 +54,8 @@ def _check(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise PrefkitError(f"{name}={value!r} is not a policy; choose one of {', '.join(allowed)}")
 
 
-def _connect(ds: Dataset) -> duckdb.DuckDBPyConnection:
+def connect_tables(ds: Dataset) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with ``_prompts``, ``_responses``, ``_judgments``, ``_rankings``."""
     # Every table carries `__ord`, its input row order, so views keep the input order.
     con = connect()
     for name in ("prompts", "responses", "judgments", "rankings"):
@@ -66,7 +67,7 @@ def _connect(ds: Dataset) -> duckdb.DuckDBPyConnection:
 _ROLE = {"user": "Human", "assistant": "Assistant", "system": "System"}
 
 
-def _score_expr(score_key: str, alias: str = "") -> str:
+def score_expr(score_key: str, alias: str = "") -> str:
     """SQL for the value responses are ranked by: ``score`` or one named attribute."""
     prefix = f"{alias}." if alias else ""
     if score_key == "score":
@@ -113,7 +114,7 @@ def _judgment_pairs(
                FROM ({agg}) WHERE {keep}"""
 
 
-def _tiered_pairs(tiered: str, strategy: str) -> str:
+def tiered_pairs(tiered: str, strategy: str) -> str:
     """Pairs from a relation (group_id, prompt_id, response_id, tier) with tier 1 = best."""
     cond = {
         "all": "x.tier < y.tier",
@@ -128,17 +129,19 @@ def _tiered_pairs(tiered: str, strategy: str) -> str:
                FROM t x JOIN t y ON x.group_id = y.group_id AND {cond}"""
 
 
-def _ranking_tiers() -> str:
+def ranking_tiers() -> str:
+    """SQL for (group_id, prompt_id, response_id, tier, gap, __ord) from rankings."""
     return """SELECT ranking_id AS group_id, prompt_id, unnest(ids) AS response_id,
                      tier, tier AS gap, __ord
               FROM (SELECT ranking_id, prompt_id, __ord, unnest(tiers) AS ids,
                            generate_subscripts(tiers, 1) AS tier FROM _rankings)"""
 
 
-def _score_tiers(score_key: str) -> str:
+def score_tiers(score_key: str) -> str:
+    """SQL for (group_id, prompt_id, response_id, tier, gap, __ord) from response scores."""
     # Dense rank by score (equal scores share a tier); `gap` is minus the score so that
     # gap(lose) - gap(win) is the score difference.
-    expr = _score_expr(score_key)
+    expr = score_expr(score_key)
     return f"""SELECT prompt_id AS group_id, prompt_id, response_id,
                       dense_rank() OVER (PARTITION BY prompt_id ORDER BY s DESC) AS tier,
                       -s AS gap, __ord
@@ -211,10 +214,10 @@ def pairs_reader(
     _check("annotators", annotators, ANNOTATORS)
     _check("rankings", rankings, PAIR_STRATEGIES)
     _check("scores", scores, PAIR_STRATEGIES)
-    con = _connect(ds)
+    con = connect_tables(ds)
     n_j = scalar(con, "SELECT count(*) FROM _judgments")
     n_r = scalar(con, "SELECT count(*) FROM _rankings")
-    n_s = scalar(con, f"SELECT count({_score_expr(score_key)}) FROM _responses")
+    n_s = scalar(con, f"SELECT count({score_expr(score_key)}) FROM _responses")
     parts = []
     if n_j:
         parts.append(
@@ -227,10 +230,10 @@ def pairs_reader(
         raise _need_policy(f"scored responses ({score_key})", n_s, "scores")
     if n_r and rankings:
         parts.append(
-            f"SELECT *, 'ranking' AS origin FROM ({_tiered_pairs(_ranking_tiers(), rankings)})"
+            f"SELECT *, 'ranking' AS origin FROM ({tiered_pairs(ranking_tiers(), rankings)})"
         )
     if n_s and scores:
-        q = _tiered_pairs(_score_tiers(score_key), scores)
+        q = tiered_pairs(score_tiers(score_key), scores)
         parts.append(f"SELECT *, 'score' AS origin FROM ({q}) WHERE strength >= {float(margin)!r}")
     if not parts:
         con.close()
@@ -393,7 +396,7 @@ def to_battles(ds: Dataset, *, ties: str | None = None, annotators: str = "each"
     """
     _check("ties", ties, BATTLE_TIES)
     _check("annotators", annotators, ("each", "majority"))
-    con = _connect(ds)
+    con = connect_tables(ds)
     n_ties = scalar(con, "SELECT count(*) FROM _judgments WHERE outcome = 0")
     if n_ties and ties is None:
         raise PrefkitError(
@@ -452,9 +455,9 @@ def to_lists(ds: Dataset, *, source: str | None = None, score_key: str = "score"
         one.
     """
     _check("source", source, LIST_SOURCES)
-    con = _connect(ds)
+    con = connect_tables(ds)
     n_r = scalar(con, "SELECT count(*) FROM _rankings")
-    expr = _score_expr(score_key)
+    expr = score_expr(score_key)
     n_s = scalar(con, f"SELECT count({expr}) FROM _responses")
     if source is None:
         if n_r and n_s:
@@ -477,7 +480,7 @@ def to_lists(ds: Dataset, *, source: str | None = None, score_key: str = "score"
                list(i.response_id ORDER BY i.rank, i.response_id) AS response_ids,
                list(r.messages ORDER BY i.rank, i.response_id) AS response_messages,
                list(i.rank::INTEGER ORDER BY i.rank, i.response_id) AS ranks,
-               list({_score_expr(score_key, "r")} ORDER BY i.rank, i.response_id) AS scores,
+               list({score_expr(score_key, "r")} ORDER BY i.rank, i.response_id) AS scores,
                list(r.source ORDER BY i.rank, i.response_id) AS sources,
                any_value(i.annotator_id) AS annotator_id, i.ranking_id
         FROM ({items}) i

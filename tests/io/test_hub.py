@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import prefkit
+from builders import CONVERSATIONAL
 from prefkit import Dataset, InputError, PrefkitError
 from prefkit.schema import TABLES
 
@@ -50,21 +51,6 @@ STANDARD = [
         "score_chosen": 7.0,
         "score_rejected": 0.0,
         "margin": 2.0,
-    },
-]
-CONVERSATIONAL = [
-    {
-        "prompt": [{"role": "user", "content": "Hi"}],
-        "chosen": [{"role": "assistant", "content": "Hello!"}],
-        "rejected": [{"role": "assistant", "content": "Go away."}],
-    },
-    {
-        "prompt": [
-            {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": "2+2?"},
-        ],
-        "chosen": [{"role": "assistant", "content": "4"}],
-        "rejected": [{"role": "assistant", "content": "5"}],
     },
 ]
 ROWS = {"standard": STANDARD, "conversational": CONVERSATIONAL}

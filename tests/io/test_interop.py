@@ -20,6 +20,7 @@ import pyarrow as pa
 import pytest
 
 import prefkit
+from builders import CONVERSATIONAL
 from prefkit import Dataset
 from prefkit.schema import CORE, TABLES, TableBuilder, messages, text_of
 from prefkit.synth import simulate
@@ -256,21 +257,6 @@ def test_from_frames_unknown_table_is_refused() -> None:
 STANDARD = [
     {"prompt": "What colour is the sky?", "chosen": "Blue.", "rejected": "Green."},
     {"prompt": "2+2?", "chosen": "4", "rejected": "5"},
-]
-CONVERSATIONAL = [
-    {
-        "prompt": [{"role": "user", "content": "Hi"}],
-        "chosen": [{"role": "assistant", "content": "Hello!"}],
-        "rejected": [{"role": "assistant", "content": "Go away."}],
-    },
-    {
-        "prompt": [
-            {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": "2+2?"},
-        ],
-        "chosen": [{"role": "assistant", "content": "4"}],
-        "rejected": [{"role": "assistant", "content": "5"}],
-    },
 ]
 STYLES = {"standard": STANDARD, "conversational": CONVERSATIONAL}
 CONTAINERS: dict[str, Callable[[list[dict[str, Any]]], Any]] = {

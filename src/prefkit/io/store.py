@@ -210,13 +210,10 @@ def _dedup_shards(name: str, shards: list[Path], folder: Path) -> list[Path]:
     are never held or sorted at once.
     """
     key = _CONTENT_KEYS[name]
-    files = [str(p) for p in shards]
     con = connect()
-    keep = con.execute(
-        f"""SELECT min((list_position({files!r}, filename)::BIGINT << 40) + file_row_number)
-            FROM read_parquet({files!r}, union_by_name=true, filename=true, file_row_number=true)
-            GROUP BY {key}"""
-    ).fetchnumpy()
+    # `__ord` is (shard index + 1) << 40 | row in shard, as Dataset.ordered_relation numbers it.
+    con.register("_t", Dataset({name: shards}).ordered_relation(con, name))
+    keep = con.execute(f"SELECT min(__ord) FROM _t GROUP BY {key}").fetchnumpy()
     con.close()
     ordinals = np.sort(np.asarray(next(iter(keep.values())), dtype=np.int64))
     out_dir = folder / f".{name}.dedup"

@@ -68,7 +68,7 @@ from prefkit.curation.step import Outcome, Param, Step, register, report_table
 from prefkit.engine import scalar
 from prefkit.errors import PrefkitError
 from prefkit.schema import concat, conform
-from prefkit.views import _connect, _ranking_tiers, _score_expr, _score_tiers, _tiered_pairs
+from prefkit.views import connect_tables, ranking_tiers, score_expr, score_tiers, tiered_pairs
 
 if TYPE_CHECKING:
     from prefkit.dataset import Dataset
@@ -128,7 +128,7 @@ def weighted_score(responses: pa.Table, weights: dict[str, float]) -> pa.Array:
 
 
 def _tie_pairs(tiered: str, cond: str) -> str:
-    """Same-tier pairs (x before y by id) meeting ``cond``, in _tiered_pairs' columns."""
+    """Same-tier pairs (x before y by id) meeting ``cond``, in tiered_pairs' columns."""
     return f"""WITH t AS (SELECT *, min(tier) OVER w AS top, max(tier) OVER w AS bottom
                          FROM ({tiered}) WINDOW w AS (PARTITION BY group_id))
                SELECT x.prompt_id, x.response_id AS win, y.response_id AS lose,
@@ -157,10 +157,10 @@ def _pairs_sql(
     source: str, strategy: str, score_key: str, margin: float, ties: str, seed: int
 ) -> str:
     """SQL for (prompt_id, win, lose, strength, n_votes, __ord, tie) of the new pairs."""
-    tiered = _score_tiers(score_key) if source == "scores" else _ranking_tiers()
+    tiered = score_tiers(score_key) if source == "scores" else ranking_tiers()
     if strategy == "best-vs-random":
         return _random_pairs(tiered, ties, seed)
-    parts = [f"SELECT *, FALSE AS tie FROM ({_tiered_pairs(tiered, VIEW_STRATEGY[strategy])})"]
+    parts = [f"SELECT *, FALSE AS tie FROM ({tiered_pairs(tiered, VIEW_STRATEGY[strategy])})"]
     if strategy == "all-above-margin":
         parts[0] += f" WHERE strength >= {float(margin)!r}"
     if ties == "keep":
@@ -208,10 +208,10 @@ def run(
             )
         )
         key = "score"
-    con = _connect(view_ds)
+    con = connect_tables(view_ds)
     try:
         if source == "scores":
-            n = scalar(con, f"SELECT count({_score_expr(key)}) FROM _responses")
+            n = scalar(con, f"SELECT count({score_expr(key)}) FROM _responses")
             if not n:
                 what = "the weighted score" if weights else f"score_key={score_key!r}"
                 raise PrefkitError(
