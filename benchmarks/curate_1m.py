@@ -5,8 +5,7 @@ The dataset is simulated with planted problems (1% exact and 1% near-duplicate p
 10% flipped labels, ties, a share of bad annotators, length bias) and saved as the
 canonical Parquet store. The recipe (below) runs in a fresh subprocess, so its peak RSS
 (``ru_maxrss`` from ``os.wait4``) is its own; per-step times are read from the command's
-summary lines (``[i/n] step (seconds s): ...``). Steps that are not registered in this
-checkout are left out of the recipe and named.
+summary lines (``[i/n] step (seconds s): ...``).
 
     python benchmarks/curate_1m.py --n 1000000
 """
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-#: The full recipe: (step, parameters); unregistered steps are skipped.
+#: The recipe: (step, parameters).
 RECIPE: list[tuple[str, dict[str, object]]] = [
     ("drop-identical", {}),
     ("dedup", {"what": "prompts", "near": True}),
@@ -56,15 +55,11 @@ def build(root: Path, n: int) -> Path:
     return ds.save(root / "ds")
 
 
-def recipe(root: Path) -> tuple[Path, list[str]]:
-    from prefkit.cli.curate import registry
-
-    known = registry()
-    steps = [{name: params} for name, params in RECIPE if name in known]
-    skipped = [name for name, _ in RECIPE if name not in known]
+def recipe(root: Path) -> Path:
+    steps = [{name: params} for name, params in RECIPE]
     path = root / "recipe.yaml"
     path.write_text(yaml.safe_dump({"steps": steps}, sort_keys=False))
-    return path, skipped
+    return path
 
 
 def run(
@@ -97,10 +92,8 @@ def main() -> None:
         start = time.perf_counter()
         ds = build(root, args.n)
         print(f"simulated and saved {args.n:,} pairs in {time.perf_counter() - start:.1f} s")
-        recipe_path, skipped = recipe(root)
+        recipe_path = recipe(root)
         print(recipe_path.read_text())
-        if skipped:
-            print(f"(not registered here, left out: {', '.join(skipped)})")
         seconds, rss, steps = run(ds, recipe_path, root / "out")
     print(f"prefkit curate --recipe, {args.n:,} pairs, {len(steps)} steps")
     print(f"  wall time   {seconds:8.1f} s   (load, every step, save)")

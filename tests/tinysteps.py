@@ -21,6 +21,14 @@ def drop_ties(ds: Any, reason: str) -> Outcome:
     return drop_rows(ds, reason, judgments=j.filter(pc.equal(j.column("outcome"), 0)).column(0))
 
 
+def drop_first(ds: Any, n: int, mode: str, **info: Any) -> Outcome:
+    """Drop the first ``n`` prompts (reason ``first-{mode}``); the other parameters go to
+    the outcome's ``info``."""
+    out = drop_rows(ds, f"first-{mode}", prompts=ds.prompts.column("prompt_id").slice(0, n))
+    out.info = info
+    return out
+
+
 @contextmanager
 def registered(steps: Sequence[Step]) -> Iterator[None]:
     """``steps`` registered (after every real step) for the duration of the block."""

@@ -14,18 +14,9 @@ from click.testing import CliRunner, Result
 import prefkit
 from prefkit.cli.curate import RESERVED, registry, summary_lines
 from prefkit.cli.main import cli
-from prefkit.curation import Outcome, Param, Step, drop_rows
+from prefkit.curation import Outcome, Param, Step
 from prefkit.synth import simulate
-from tinysteps import drop_ties, registered
-
-
-def _drop_first(
-    ds: Any, n: int, shuffle: bool, mode: str, ratio: float, keep: list, note: Any
-) -> Outcome:
-    out = drop_rows(ds, f"first-{mode}", prompts=ds.prompts.column("prompt_id").slice(0, n))
-    out.info = {"shuffle": shuffle, "ratio": ratio, "keep": keep, "note": note}
-    return out
-
+from tinysteps import drop_first, drop_ties, registered
 
 TINY = (
     Step(
@@ -38,7 +29,7 @@ TINY = (
     Step(
         "t_first",
         "Drop the first prompts.",
-        _drop_first,
+        drop_first,
         (
             Param("n", 2, "How many prompts."),
             Param("shuffle", False, "A flag."),

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pytest
 
 from prefkit.curation import apply, run_step
-from prefkit.curation.steps.select import knn_entropy, ngram_vectors
+from prefkit.curation.pairframe import frame
+from prefkit.curation.steps.select import knn_entropy, ngram_vectors, qualities
 from prefkit.dataset import Dataset
 from prefkit.errors import PrefkitError
 from prefkit.synth import simulate
@@ -165,3 +166,13 @@ def test_bad_params() -> None:
         apply(ds, "select", k=3, curve="a,b")
     with pytest.raises(PrefkitError, match="'k'"):
         apply(ds, "select", k="x")
+
+
+def test_suspicion_quality_is_one_minus_the_filter_column() -> None:
+    """quality_from=suspicion reads the same noise fit as the filter's ``suspicion``
+    column (no embedding features unless embed=true); 0.5 where there is none."""
+    ds = simulate(kind="pairwise", n_prompts=60, flip_rate=0.2, tie_threshold=0.2, seed=4)
+    sus = frame(ds, ["suspicion"]).column("suspicion").to_pylist()
+    assert any(s is None for s in sus) and any(s is not None for s in sus)
+    expected = [0.5 if s is None else 1.0 - s for s in sus]
+    np.testing.assert_allclose(qualities(ds, ds.judgments, "suspicion"), expected)

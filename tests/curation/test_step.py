@@ -4,8 +4,10 @@ the cascade that drops everything referring to a dropped row (rankings included)
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -16,15 +18,7 @@ from prefkit.curation.step import REPORT_SCHEMA, report_table
 from prefkit.errors import PrefkitError
 from prefkit.schema.validate import has_errors, validate
 from prefkit.synth import simulate
-from tinysteps import drop_ties, registered
-
-
-def _drop_first_prompts(
-    ds: Any, n: int, flag: bool, mode: str, ratio: float, names: list
-) -> Outcome:
-    out = drop_rows(ds, f"first-{mode}", prompts=ds.prompts.column("prompt_id").slice(0, n))
-    out.info = {"flag": flag, "ratio": ratio, "names": names, "np": pc.sum(pa.array([1])).as_py()}
-    return out
+from tinysteps import drop_first, drop_ties, registered
 
 
 def _copy_judgments(ds: Any) -> Outcome:
@@ -40,7 +34,7 @@ TINY = (
     Step(
         "t_first",
         "Drop the first prompts.",
-        _drop_first_prompts,
+        partial(drop_first, np=np.int64(1)),  # a numpy scalar in the info
         (
             Param("n", 2, "how many"),
             Param("flag", False, "a flag"),
@@ -98,6 +92,7 @@ def test_params_are_converted_and_defaults_recorded(tiny: None, ds: Any) -> None
         "names": ["p", "q"],
     }
     assert entry["info"] == {"flag": True, "ratio": 0.25, "names": ["p", "q"], "np": 1}
+    assert type(entry["info"]["np"]) is int  # numpy scalars made plain for the JSON manifest
     assert entry["removed"]["prompts"] == 3
     assert entry["reasons"]["prompts"] == {"first-a": 3}
     assert outcome.report is not None and outcome.report.schema == REPORT_SCHEMA

@@ -46,6 +46,7 @@ def select_split(ds: Dataset, split: str) -> Dataset:
     import pyarrow.compute as pc
 
     from prefkit.curation.cascade import drop_rows
+    from prefkit.schema import ID_COLUMN
 
     found = split_values(ds)
     if found is None:
@@ -60,9 +61,7 @@ def select_split(ds: Dataset, split: str) -> Dataset:
         )
     table = ds.table(name)
     other = pc.invert(pc.fill_null(pc.equal(table.column(SPLIT_COLUMN), split), False))
-    key = {"prompts": "prompt_id", "judgments": "judgment_id", "rankings": "ranking_id",
-           "responses": "response_id"}[name]  # fmt: skip
-    gone = table.filter(other).column(key)
+    gone = table.filter(other).column(ID_COLUMN[name])
     outcome = drop_rows(ds, f"not in split {split}", **{name: gone})
     return ds.with_tables(**outcome.tables)
 

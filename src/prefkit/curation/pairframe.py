@@ -18,23 +18,13 @@ import pyarrow as pa
 
 from prefkit.curation.expr import quote_ident
 from prefkit.diagnostics.context import Context, InspectOptions
-from prefkit.schema.tables import meta_columns
+from prefkit.schema.tables import CORE, meta_columns
 
 if TYPE_CHECKING:
     from prefkit.dataset import Dataset
 
 #: Judgment columns carried into the frame (``rationale`` is free text and left out).
-JUDGMENT_COLUMNS = (
-    "judgment_id",
-    "prompt_id",
-    "a",
-    "b",
-    "outcome",
-    "tie_kind",
-    "strength",
-    "annotator_id",
-    "annotator_kind",
-)
+JUDGMENT_COLUMNS = tuple(n for n in CORE["judgments"].names if n != "rationale")
 #: Computed columns and what they mean (documented in docs/curation/filters.md).
 COMPUTED: dict[str, str] = {
     "a_words": "whitespace words in response a",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from prefkit.diagnostics.findings import _plain
 from prefkit.errors import PrefkitError
 from prefkit.schema import ID_COLUMN, TABLES
 
@@ -171,14 +172,14 @@ def run_step(ds: Dataset, name: str, **params: Any) -> tuple[Dataset, Outcome]:
     removed, added = _row_changes(ds, outcome.tables)
     entry = {
         "step": name,
-        "params": _jsonable(resolved),
+        "params": _plain(resolved),
         "removed": removed,
         "added": added,
         "reasons": outcome.reasons,
         "added_reasons": outcome.added,
     }
     if outcome.info:
-        entry["info"] = _jsonable(outcome.info)
+        entry["info"] = _plain(outcome.info)
     return ds.with_tables(step=entry, **outcome.tables), outcome
 
 
@@ -207,16 +208,6 @@ def _row_changes(ds: Dataset, tables: Mapping[str, pa.Table]) -> tuple[dict[str,
         if fresh:
             added[name] = fresh
     return removed, added
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item"):  # numpy scalar
-        return value.item()
-    return value
 
 
 def report_table(

@@ -117,14 +117,15 @@ def margins(ds: Dataset, j: pa.Table, margin_from: str) -> np.ndarray:
     return np.abs(_column(j, margin_from, "margin_from"))
 
 
-def qualities(ds: Dataset, j: pa.Table, quality_from: str) -> np.ndarray:
+def qualities(ds: Dataset, j: pa.Table, quality_from: str, embed: bool = False) -> np.ndarray:
     if quality_from == "none":
         return np.zeros(j.num_rows)
     if quality_from == "suspicion":
         from prefkit.diagnostics.checks import noise
-        from prefkit.diagnostics.context import Context
+        from prefkit.diagnostics.context import Context, InspectOptions
 
-        sus = noise.suspicion(Context(ds))
+        # Embedding features only when asked for (as the filter's ``suspicion`` column).
+        sus = noise.suspicion(Context(ds, InspectOptions(embed="auto" if embed else "never")))
         idx = pc.index_in(j.column("judgment_id"), value_set=sus.column("judgment_id"))
         vals = np.asarray(pc.fill_null(idx, -1).to_numpy(zero_copy_only=False), np.int64)
         s = np.asarray(
@@ -249,7 +250,7 @@ def select(
     budget = min(budget, len(cand))
     jc = j.take(pa.array(cand, pa.int64()))
     raw_margin = np.nan_to_num(margins(ds, jc, margin_from), nan=0.0)
-    quality = qualities(ds, jc, quality_from) if w_quality > 0 else np.zeros(len(cand))
+    quality = qualities(ds, jc, quality_from, embed) if w_quality > 0 else np.zeros(len(cand))
     base = w_margin * _scale(raw_margin) + w_quality * _scale(np.nan_to_num(quality, nan=0.0))
 
     # Candidate pool for the greedy (and for the curve): best half + random half.
