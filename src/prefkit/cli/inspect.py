@@ -41,10 +41,9 @@ STYLE = {
 
 def registry() -> dict[str, Check]:
     """The registered checks; imported on first use, so other commands never load them."""
-    import prefkit.diagnostics.checks  # noqa: F401  (registers every check)
-    from prefkit.diagnostics.registry import CHECKS
+    from prefkit.diagnostics.registry import load_checks
 
-    return CHECKS
+    return load_checks()
 
 
 class CheckNames(click.ParamType):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefkit.diagnostics.context import Context, InspectOptions, Progress
 from prefkit.diagnostics.findings import InspectReport, skipped
-from prefkit.diagnostics.registry import resolve
+from prefkit.diagnostics.registry import load_checks, resolve
 
 if TYPE_CHECKING:
     from prefkit.dataset import Dataset
@@ -42,8 +42,7 @@ def inspect(
     name
         Dataset name shown in reports.
     """
-    import prefkit.diagnostics.checks  # noqa: F401  (registers every check)
-
+    load_checks()
     options = options or InspectOptions(**option_overrides)
     resolve(list(options.params))  # a misspelt check name in params is an error
     ctx = Context(ds, options, progress)

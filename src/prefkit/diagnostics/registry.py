@@ -52,6 +52,13 @@ def register(check: Check) -> Check:
     return check
 
 
+def load_checks() -> dict[str, Check]:
+    """The registry with every check module imported (they register on import)."""
+    import prefkit.diagnostics.checks  # noqa: F401
+
+    return CHECKS
+
+
 def resolve(names: list[str] | None) -> list[Check]:
     """The checks to run: all of them for ``None``, else the named ones (checked)."""
     if not names:
@@ -62,4 +69,4 @@ def resolve(names: list[str] | None) -> list[Check]:
     return [CHECKS[n] for n in CHECKS if n in names]
 
 
-__all__ = ["CHECKS", "Check", "register", "resolve"]
+__all__ = ["CHECKS", "Check", "load_checks", "register", "resolve"]

@@ -129,10 +129,10 @@ def group_by_check(findings: Sequence[Finding]) -> list[tuple[str, list[Finding]
 
 def check_title(check: str, findings: Sequence[Finding]) -> str:
     """The registry title of ``check``; its first finding's title for an unknown check."""
-    import prefkit.diagnostics.checks  # noqa: F401  (registers every check)
-    from prefkit.diagnostics.registry import CHECKS
+    from prefkit.diagnostics.registry import load_checks
 
-    return CHECKS[check].title if check in CHECKS else findings[0].title
+    checks = load_checks()
+    return checks[check].title if check in checks else findings[0].title
 
 
 # --- HTML pieces -------------------------------------------------------------------------
@@ -542,11 +542,10 @@ def write_html(report: InspectReport, path: str | Path, title: str = "prefkit in
 
 def checks_table_markdown() -> str:
     """The Markdown table of registered checks for docs/inspect.md (derived from the registry)."""
-    import prefkit.diagnostics.checks  # noqa: F401  (registers every check)
-    from prefkit.diagnostics.registry import CHECKS
+    from prefkit.diagnostics.registry import load_checks
 
     lines = ["| check | section | what it looks for |", "|---|---|---|"]
-    for c in CHECKS.values():
+    for c in load_checks().values():
         summary = c.summary.replace("|", "\\|")
         if c.needs_against:
             summary += " (runs with `--against`)"

@@ -65,6 +65,7 @@ from prefkit.diagnostics.context import Context
 from prefkit.diagnostics.findings import Finding, Plot, Table, skipped
 from prefkit.diagnostics.registry import Check, register
 from prefkit.engine import scalar
+from prefkit.views import score_expr
 
 NAME = "bias"
 TITLE = "Length and position bias"
@@ -357,11 +358,8 @@ def _ranking_tiers() -> str:
 
 
 def _score_tiers(score_key: str) -> str:
-    if score_key == "score":
-        expr = "score"
-    else:
-        key = score_key.removeprefix("attributes.").replace("'", "''")
-        expr = f"element_at(attributes, '{key}')[1]"
+    # views.score_tiers needs the ordered relation (__ord); here the plain one suffices.
+    expr = score_expr(score_key)
     return f"""SELECT prompt_id AS group_id, response_id,
                       dense_rank() OVER (PARTITION BY prompt_id ORDER BY s DESC) AS tier
                FROM (SELECT prompt_id, response_id, {expr} AS s FROM _responses)
