@@ -1,0 +1,139 @@
+"""Backbones: what turns response texts into the features a head reads.
+
+A backbone is *bound* to a list of texts (``PrefData.texts``) and then maps item
+indices to features ``(n, D)``. Three kinds, named by a spec string:
+
+* ``frozen[:PATH]``: a sentence encoder run once over every text (cached on disk by
+  :mod:`prefkit.models.features`); features are a lookup, nothing is trained, so
+  training a head takes seconds;
+* ``encoder[:PATH]``: a transformers encoder fine-tuned end to end, mean-pooled;
+* ``causal:PATH``: a causal LM with the head on the last non-padding token's hidden
+  state (the usual scalar reward head, Ouyang et al. 2022).
+
+Without ``PATH`` the encoder kinds use the packaged all-MiniLM-L6-v2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from prefkit.errors import PrefkitError
+from prefkit.models.features import EncoderSpec, embed
+
+KINDS = ("frozen", "encoder", "causal")
+Progress = Callable[[int, int], None]
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """``"kind[:path]"`` -> ``(kind, path or None)``."""
+    kind, _, path = spec.partition(":")
+    if kind not in KINDS:
+        raise PrefkitError(
+            f"unknown backbone {spec!r}: use one of {', '.join(k + '[:PATH]' for k in KINDS)}"
+        )
+    if kind == "causal" and not path:
+        raise PrefkitError("backbone 'causal' needs a model path or hub id: causal:PATH")
+    return kind, path or None
+
+
+class Backbone(nn.Module):
+    """Base: ``bind(texts)`` then ``features(items)``; ``trainable`` says whether the
+    optimizer should see its parameters."""
+
+    kind: str = ""
+    trainable: bool = False
+    dim: int = 0
+
+    def bind(self, texts: list[str], progress: Progress | None = None) -> None:
+        raise NotImplementedError
+
+    def features(self, items: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def save_weights(self, path: Path) -> None:
+        """Write trained weights under ``path`` (frozen backbones have none)."""
+
+
+class FrozenBackbone(Backbone):
+    """Sentence-encoder features computed once (see :func:`prefkit.models.features.embed`)."""
+
+    kind = "frozen"
+
+    def __init__(
+        self, spec: EncoderSpec, cache_dir: str | Path | None = None, use_cache: bool = True
+    ):
+        super().__init__()
+        self.spec = spec
+        self.cache_dir = cache_dir
+        self.use_cache = use_cache
+        self.table: Tensor | None = None
+
+    def bind(self, texts: list[str], progress: Progress | None = None) -> None:
+        x = embed(
+            texts, self.spec, cache_dir=self.cache_dir, use_cache=self.use_cache, progress=progress
+        )
+        self.table = torch.from_numpy(np.ascontiguousarray(x))
+        self.dim = int(x.shape[1]) if x.size else self.dim
+
+    def features(self, items: Tensor) -> Tensor:
+        if self.table is None:
+            raise RuntimeError("bind() the backbone to texts first")
+        return self.table[items]
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "kind": "frozen",
+            "path": self.spec.path,
+            "quantize": self.spec.quantize,
+            "max_length": self.spec.max_length,
+            "dim": self.dim,
+        }
+
+
+def build_backbone(
+    spec: str,
+    *,
+    quantize: str = "none",
+    max_length: int = 256,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+) -> Backbone:
+    """The backbone a spec string names (see the module docstring)."""
+    kind, path = parse_spec(spec)
+    if kind == "frozen":
+        return FrozenBackbone(EncoderSpec(path, quantize, max_length), cache_dir, use_cache)
+    from prefkit.models.finetune import FinetunedBackbone
+
+    return FinetunedBackbone(kind, path, max_length=max_length)
+
+
+def backbone_from_config(
+    cfg: dict[str, Any], weights: Path | None, cache_dir: str | Path | None = None
+) -> Backbone:
+    """Rebuild a saved backbone (fine-tuned weights load from ``weights``)."""
+    if cfg["kind"] == "frozen":
+        bb = FrozenBackbone(EncoderSpec(cfg["path"], cfg["quantize"], cfg["max_length"]), cache_dir)
+        bb.dim = cfg["dim"]
+        return bb
+    from prefkit.models.finetune import FinetunedBackbone
+
+    return FinetunedBackbone.from_saved(cfg, weights)
+
+
+__all__ = [
+    "KINDS",
+    "Backbone",
+    "FrozenBackbone",
+    "backbone_from_config",
+    "build_backbone",
+    "parse_spec",
+]
