@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from prefkit.errors import PrefkitError
@@ -99,6 +100,34 @@ class FrozenBackbone(Backbone):
         }
 
 
+class ArrayBackbone(Backbone):
+    """Features given as an array, one row per response (``data.texts`` are ignored):
+    for users with their own embeddings, and for experiments on planted features."""
+
+    kind = "array"
+
+    def __init__(self, x: np.ndarray | Tensor):
+        super().__init__()
+        self.table = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        self.dim = int(self.table.shape[1])
+
+    def bind(self, texts: list[str], progress: Progress | None = None) -> None:
+        if len(texts) != len(self.table):
+            raise PrefkitError(
+                f"the feature array has {len(self.table):,} rows but the data has {len(texts):,} responses"
+            )
+
+    def features(self, items: Tensor) -> Tensor:
+        return self.table[items]
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": "array", "dim": self.dim, "rows": len(self.table)}
+
+    def save_weights(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        save_file({"features": self.table.contiguous()}, str(path / "features.safetensors"))
+
+
 def build_backbone(
     spec: str,
     *,
@@ -120,6 +149,8 @@ def backbone_from_config(
     cfg: dict[str, Any], weights: Path | None, cache_dir: str | Path | None = None
 ) -> Backbone:
     """Rebuild a saved backbone (fine-tuned weights load from ``weights``)."""
+    if cfg["kind"] == "array" and weights is not None:
+        return ArrayBackbone(load_file(str(weights / "features.safetensors"))["features"])
     if cfg["kind"] == "frozen":
         bb = FrozenBackbone(EncoderSpec(cfg["path"], cfg["quantize"], cfg["max_length"]), cache_dir)
         bb.dim = cfg["dim"]

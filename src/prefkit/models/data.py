@@ -122,6 +122,66 @@ class PrefData:
         return np.flatnonzero(used)
 
 
+def from_arrays(
+    n_responses: int,
+    *,
+    a: np.ndarray | None = None,
+    b: np.ndarray | None = None,
+    outcome: np.ndarray | None = None,
+    strength: np.ndarray | None = None,
+    annotator: np.ndarray | None = None,
+    n_annotators: int = 0,
+    category: np.ndarray | None = None,
+    lists: Lists | None = None,
+    attributes: np.ndarray | None = None,
+    attribute_names: list[str] | None = None,
+    prompt_of: np.ndarray | None = None,
+    texts: list[str] | None = None,
+) -> PrefData:
+    """A :class:`PrefData` from index arrays (planted-truth experiments, own features).
+
+    Responses are ``"r0".."r{n-1}"``; each sits in its own prompt unless ``prompt_of``
+    says otherwise; annotators are ``"u0".."u{n_annotators-1}"``; texts are empty
+    unless given (pair such data with an :class:`~prefkit.models.backbones.ArrayBackbone`).
+    """
+    empty = np.zeros(0, dtype=np.int64)
+    a = empty if a is None else np.asarray(a, dtype=np.int64)
+    b = empty if b is None else np.asarray(b, dtype=np.int64)
+    n = len(a)
+    prompt_of = (
+        np.arange(n_responses) if prompt_of is None else np.asarray(prompt_of, dtype=np.int64)
+    )
+    cats = np.zeros(n, dtype=np.int64) if category is None else np.asarray(category, dtype=np.int64)
+    att = np.full((n_responses, 0), np.nan) if attributes is None else np.asarray(attributes, float)
+    return PrefData(
+        response_ids=np.array([f"r{i}" for i in range(n_responses)], dtype=object),
+        texts=list(texts) if texts is not None else [""] * n_responses,
+        prompt_of=prompt_of,
+        prompt_ids=np.array(
+            [f"p{i}" for i in range(int(prompt_of.max(initial=-1)) + 1)], dtype=object
+        ),
+        n_words=np.zeros(n_responses),
+        pairs=Pairs(
+            a=a,
+            b=b,
+            outcome=np.ones(n, dtype=np.int64)
+            if outcome is None
+            else np.asarray(outcome, dtype=np.int64),
+            strength=np.full(n, np.nan) if strength is None else np.asarray(strength, float),
+            annotator=np.full(n, -1, dtype=np.int64)
+            if annotator is None
+            else np.asarray(annotator, dtype=np.int64),
+            prompt=prompt_of[a],
+            category=cats,
+        ),
+        lists=lists if lists is not None else Lists(empty, empty, empty, empty),
+        attributes=att,
+        attribute_names=list(attribute_names or [f"attr{k}" for k in range(att.shape[1])]),
+        annotators=np.array([f"u{i}" for i in range(n_annotators)], dtype=object),
+        categories=np.array([f"c{i}" for i in range(int(cats.max(initial=0)) + 1)], dtype=object),
+    )
+
+
 def prompt_folds(data: PrefData, k: int, seed: int = 0) -> list[np.ndarray]:
     """``k`` boolean masks over prompts (test folds) that partition the labelled prompts.
 
@@ -300,4 +360,12 @@ def _items(m: Any) -> list[tuple[str, Any]]:
     return list(m.items()) if isinstance(m, dict) else list(m)
 
 
-__all__ = ["Lists", "Pairs", "PrefData", "encoder_texts", "from_dataset", "prompt_folds"]
+__all__ = [
+    "Lists",
+    "Pairs",
+    "PrefData",
+    "encoder_texts",
+    "from_arrays",
+    "from_dataset",
+    "prompt_folds",
+]

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from prefkit import __version__
 from prefkit.dataset import Dataset
 from prefkit.errors import PrefkitError
-from prefkit.models.backbones import Backbone, backbone_from_config, build_backbone
+from prefkit.models.backbones import Backbone, backbone_from_config, build_backbone, parse_spec
 from prefkit.models.data import PROMPT_CHARS, Pairs, PrefData, from_dataset
 from prefkit.models.heads.base import Head, build_head, get_head
 from prefkit.training.rm import Progress, TrainConfig, features_of, train
@@ -51,15 +51,18 @@ class RewardModel:
         A name from :data:`prefkit.models.heads.base.HEADS` (``bt``, ``ties``, ``pl``,
         ``gpm``, ``pal``, ``attr``, ``robust``).
     backbone
-        ``frozen[:PATH]``, ``encoder[:PATH]`` or ``causal:PATH``.
+        ``frozen[:PATH]``, ``encoder[:PATH]`` or ``causal:PATH``, or a
+        :class:`~prefkit.models.backbones.Backbone` instance (e.g. an
+        :class:`~prefkit.models.backbones.ArrayBackbone` over your own features).
     head_params
         The head's hyper-parameters (see ``prefkit rm heads``).
     quantize, max_length
         Frozen encoder options (quantization mode, token limit).
     prompt_chars
         Characters of the prompt's end the backbone reads before each response.
-    epochs, batch_size, lr, backbone_lr, weight_decay, seed
-        Training settings; ``None`` takes the backbone kind's default.
+    epochs, batch_size, lr, backbone_lr, weight_decay, max_steps, seed
+        Training settings; ``None`` takes the backbone kind's default (``max_steps`` caps
+        the optimizer steps over all epochs; 0 = no cap).
     cache_dir
         Embedding cache root for frozen features (default ``~/.cache/prefkit``).
     """
@@ -67,7 +70,7 @@ class RewardModel:
     def __init__(
         self,
         head: str = "bt",
-        backbone: str = "frozen",
+        backbone: str | Backbone = "frozen",
         *,
         head_params: dict[str, Any] | None = None,
         quantize: str = "none",
@@ -78,6 +81,7 @@ class RewardModel:
         lr: float | None = None,
         backbone_lr: float | None = None,
         weight_decay: float | None = None,
+        max_steps: int | None = None,
         seed: int = 0,
         cache_dir: str | Path | None = None,
     ):
@@ -92,17 +96,19 @@ class RewardModel:
         self.lr = lr
         self.backbone_lr = backbone_lr
         self.weight_decay = weight_decay
+        self.max_steps = max_steps
         self.seed = seed
         self.cache_dir = cache_dir
         get_head(head)  # fail early on an unknown head name
 
     # --- fitting ----------------------------------------------------------------------------
     def train_config(self) -> TrainConfig:
-        base = (
-            DEFAULTS[self.backbone.partition(":")[0]]
-            if self.backbone.partition(":")[0] in DEFAULTS
-            else TrainConfig()
+        kind = (
+            self.backbone.kind
+            if isinstance(self.backbone, Backbone)
+            else parse_spec(self.backbone)[0]
         )
+        base = DEFAULTS.get(kind, TrainConfig())
         over = {
             k: v
             for k, v in {
@@ -111,6 +117,7 @@ class RewardModel:
                 "lr": self.lr,
                 "backbone_lr": self.backbone_lr,
                 "weight_decay": self.weight_decay,
+                "max_steps": self.max_steps,
             }.items()
             if v is not None
         }
@@ -133,11 +140,15 @@ class RewardModel:
         """Train on every label of ``data`` the head can read."""
         data = self.prepare(data)
         torch.manual_seed(self.seed)
-        bb = build_backbone(
-            self.backbone,
-            quantize=self.quantize,
-            max_length=self.max_length,
-            cache_dir=self.cache_dir,
+        bb = (
+            self.backbone
+            if isinstance(self.backbone, Backbone)
+            else build_backbone(
+                self.backbone,
+                quantize=self.quantize,
+                max_length=self.max_length,
+                cache_dir=self.cache_dir,
+            )
         )
         bb.bind(data.texts, embed_progress)
         head = build_head(
@@ -254,7 +265,15 @@ class RewardModel:
             cache_dir=cache_dir,
             **{
                 k: cfg["train"][k]
-                for k in ("epochs", "batch_size", "lr", "backbone_lr", "weight_decay", "seed")
+                for k in (
+                    "epochs",
+                    "batch_size",
+                    "lr",
+                    "backbone_lr",
+                    "weight_decay",
+                    "max_steps",
+                    "seed",
+                )
             },
         )
         head = build_head(

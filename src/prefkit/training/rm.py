@@ -37,6 +37,7 @@ class TrainConfig:
     backbone_lr: float = 2e-5
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
+    max_steps: int = 0  # 0 = no cap
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,6 +143,8 @@ def train(
     opt = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
     steps_per_epoch = -(-n // config.batch_size)
     total = steps_per_epoch * config.epochs
+    if config.max_steps:
+        total = min(total, config.max_steps)
     history: list[dict[str, float]] = []
     step = 0
     head.train()
@@ -163,7 +166,13 @@ def train(
             step += 1
             if progress:
                 progress(step, total, losses[-1])
-        history.append({"epoch": epoch + 1, "loss": float(np.average(losses, weights=sizes))})
+            if step >= total:
+                break
+        history.append(
+            {"epoch": epoch + 1, "step": step, "loss": float(np.average(losses, weights=sizes))}
+        )
+        if step >= total:
+            break
     head.eval()
     backbone.eval()
     with torch.no_grad():
