@@ -45,10 +45,10 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from prefkit.cli import arena, curate, data, export, inspect, synth
+    from prefkit.cli import arena, curate, data, export, inspect, rm, synth
 
     commands = (*data.COMMANDS, synth.synth, arena.arena, inspect.inspect_cmd)
-    for command in (*commands, curate.curate, export.export_cmd):
+    for command in (*commands, curate.curate, export.export_cmd, rm.rm):
         cli.add_command(command)
 
 
