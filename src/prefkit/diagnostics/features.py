@@ -61,6 +61,7 @@ FEATURES = (
     "jaccard",
     "prompt_recall",
     "score",
+    "reward",
     "cos",
 )
 
@@ -329,7 +330,8 @@ def judgment_features(ctx: Context, embed_max_texts: int = EMBED_MAX_TEXTS) -> p
     ``log_chars`` (log(1 + characters)), ``words`` (words / median words of the judged
     responses: a linear length term), ``jaccard`` and ``prompt_recall`` (see
     :func:`response_overlap`), ``score`` (the responses' ``score``, 0 where either is
-    null; only when some judged response has one) and ``cos`` (see
+    null; only when some judged response has one), ``reward`` (likewise, from the
+    ``reward`` column ``prefkit rm score`` writes) and ``cos`` (see
     :func:`prompt_cosine`; only when computed). Table order.
     """
     con = ctx.con
@@ -338,14 +340,18 @@ def judgment_features(ctx: Context, embed_max_texts: int = EMBED_MAX_TEXTS) -> p
     cosine = prompt_cosine(ctx, embed_max_texts)
     con.register("_nf_frame", frame)
     con.register("_nf_overlap", overlap)
-    has_score = "score" in con.sql("SELECT * FROM _responses LIMIT 0").columns and bool(
-        scalar(
+    columns = con.sql("SELECT * FROM _responses LIMIT 0").columns
+    rated = [
+        name
+        for name in ("score", "reward")
+        if name in columns
+        and scalar(
             con,
-            """SELECT count(*) FROM _responses
-               WHERE score IS NOT NULL AND response_id IN
-                     (SELECT a FROM _judgments UNION SELECT b FROM _judgments)""",
+            f"""SELECT count(*) FROM _responses
+                WHERE {name} IS NOT NULL AND response_id IN
+                      (SELECT a FROM _judgments UNION SELECT b FROM _judgments)""",
         )
-    )
+    ]
     med = scalar(
         con,
         """SELECT median(w) FROM (SELECT a_words AS w FROM _nf_frame
@@ -364,8 +370,10 @@ def judgment_features(ctx: Context, embed_max_texts: int = EMBED_MAX_TEXTS) -> p
         "LEFT JOIN _nf_overlap oa ON oa.response_id = j.a",
         "LEFT JOIN _nf_overlap ob ON ob.response_id = j.b",
     ]
-    if has_score:
-        select.append("coalesce(CAST(sa.score AS DOUBLE) - CAST(sb.score AS DOUBLE), 0) AS score")
+    if rated:
+        select += [
+            f"coalesce(CAST(sa.{n} AS DOUBLE) - CAST(sb.{n} AS DOUBLE), 0) AS {n}" for n in rated
+        ]
         joins += [
             "LEFT JOIN _responses sa ON sa.response_id = j.a",
             "LEFT JOIN _responses sb ON sb.response_id = j.b",

@@ -13,8 +13,9 @@ Method
     generalization of the Bradley–Terry paired comparison model") on the difference
     features of :mod:`prefkit.diagnostics.features` (``MODEL_FEATURES``: log words, a
     linear length term, Jaccard overlap and prompt recall with the prompt, the response
-    ``score`` when there is one, the embedding similarity to the prompt when computed;
-    each scaled to unit root mean square), wrapped in the
+    ``score`` and the ``reward`` that ``prefkit rm score`` writes when present, the
+    embedding similarity to the prompt when computed; each scaled to unit root mean
+    square), wrapped in the
     symmetric label-flip model of learning with noisy labels (Natarajan, Dhillon,
     Ravikumar and Tewari 2013, "Learning with Noisy Labels"; for preferences the flip
     model of Chowdhury, Kini and Natarajan 2024, "Provably Robust DPO"). An *item* is a
@@ -113,7 +114,7 @@ TITLE = "Label noise"
 THRESHOLD = 0.5
 #: Features of the BT model (see :mod:`prefkit.diagnostics.features`); ``log_chars`` is left
 #: out: it is nearly collinear with ``log_words``.
-MODEL_FEATURES = ("log_words", "words", "jaccard", "prompt_recall", "score", "cos")
+MODEL_FEATURES = ("log_words", "words", "jaccard", "prompt_recall", "score", "reward", "cos")
 FOLDS = 5
 MAX_FIT = 50_000
 MAX_WIDTH = 0.2
