@@ -1,0 +1,74 @@
+"""The embedding cache: texts are encoded once per encoder, keyed by model and text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import prefkit.models.encoder as encoder_mod
+from prefkit.models.features import EmbeddingCache, EncoderSpec, embed, text_keys
+
+
+@pytest.fixture
+def fake_encoder(monkeypatch):
+    seen: list[str] = []
+
+    def load(spec):
+        def encode(texts):
+            seen.extend(texts)
+            return np.array([[len(t), t.count("a"), 1.0] for t in texts], dtype=np.float32)
+
+        return encode
+
+    monkeypatch.setattr(encoder_mod, "load_encoder", load)
+    return seen
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    d = tmp_path / "model"
+    d.mkdir()
+    (d / "model.safetensors").write_bytes(b"x" * 10)
+    return d
+
+
+def test_second_run_encodes_nothing(fake_encoder, model_dir, tmp_path):
+    spec = EncoderSpec(str(model_dir))
+    texts = ["a", "bb", "a", "ccc"]
+    first = embed(texts, spec, cache_dir=tmp_path / "c")
+    assert sorted(fake_encoder) == ["a", "bb", "ccc"]  # the repeat is encoded once
+    assert first[:, 0].tolist() == [1, 2, 1, 3]
+    fake_encoder.clear()
+    again = embed(texts, spec, cache_dir=tmp_path / "c")
+    assert fake_encoder == [] and np.array_equal(first, again)
+    embed(["bb", "dddd"], spec, cache_dir=tmp_path / "c")
+    assert fake_encoder == ["dddd"]
+    assert not list((tmp_path / "c").rglob("*.tmp*"))
+
+
+def test_changed_model_or_settings_miss_the_cache(fake_encoder, model_dir, tmp_path):
+    spec = EncoderSpec(str(model_dir))
+    embed(["a"], spec, cache_dir=tmp_path)
+    key = spec.key()
+    assert EncoderSpec(str(model_dir), max_length=128).key() != key
+    assert EncoderSpec(str(model_dir), quantize="int8").key() != key
+    (model_dir / "model.safetensors").write_bytes(b"y" * 11)
+    assert spec.key() != key
+    fake_encoder.clear()
+    embed(["a"], spec, cache_dir=tmp_path)
+    assert fake_encoder == ["a"]
+
+
+def test_no_cache_writes_nothing(fake_encoder, model_dir, tmp_path):
+    embed(["a", "b"], EncoderSpec(str(model_dir)), cache_dir=tmp_path / "c", use_cache=False)
+    assert not (tmp_path / "c").exists()
+
+
+def test_cache_lookup_and_merge(tmp_path):
+    cache = EmbeddingCache(tmp_path, "k")
+    keys = text_keys(["x", "y"])
+    cache.add(keys, np.eye(2, dtype=np.float32))
+    found, rows = EmbeddingCache(tmp_path, "k").lookup(text_keys(["y", "z", "x"]))
+    assert found.tolist() == [True, False, True]
+    assert rows.tolist() == [[0, 1], [1, 0]]
+    assert len(text_keys(["x"])[0]) == 16
