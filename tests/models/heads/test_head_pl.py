@@ -86,7 +86,7 @@ def test_two_item_list_is_the_bt_loss(normalize):
         torch.full((6,), -1),
         torch.ones(6, dtype=torch.float64),
     )
-    assert got == pytest.approx(float(bt.loss(batch)), abs=1e-7)
+    assert got == pytest.approx(float(bt.loss(batch).detach()), abs=1e-7)
     assert got == pytest.approx(float(np.mean(np.log1p(np.exp(-(ra - rb))))), abs=1e-7)
 
 
@@ -127,7 +127,9 @@ def test_a_batch_is_the_mean_of_its_lists_in_any_row_order():
 def test_gradients_are_finite_with_ties_and_singletons():
     head = PlackettLuce(3)
     x = torch.randn(9, 3)
-    batch = ListBatch(x, torch.tensor([0, 0, 0, 1, 2, 2, 2, 2, 3]), torch.tensor([1, 1, 2, 1, 1, 2, 2, 3, 1]))
+    batch = ListBatch(
+        x, torch.tensor([0, 0, 0, 1, 2, 2, 2, 2, 3]), torch.tensor([1, 1, 2, 1, 1, 2, 2, 3, 1])
+    )
     head.loss(batch).backward()
     assert all(torch.isfinite(p.grad).all() for p in head.parameters())
 
@@ -157,7 +159,7 @@ def sample_rankings(
     return rankings, Lists(item, np.concatenate(lids), np.concatenate(tiers), item)
 
 
-def test_planted_features_recover_the_reward():
+def test_planted_features_recover_the_reward(tmp_path):
     rng = np.random.default_rng(2)
     n = 300
     X = rng.normal(size=(n, 6))
@@ -165,7 +167,10 @@ def test_planted_features_recover_the_reward():
     _, lists = sample_rankings(rng, r, 800, (2, 7))
     data = from_arrays(n, lists=lists)
     model = RewardModel("pl", ArrayBackbone(X), epochs=30, lr=0.02).fit(data)
-    assert np.corrcoef(model.rewards(data), r)[0, 1] > 0.95  # measured 0.999
+    got = model.rewards(data)
+    assert np.corrcoef(got, r)[0, 1] > 0.95  # measured 0.999
+    loaded = RewardModel.load(model.save(tmp_path / "pl"))
+    np.testing.assert_array_equal(loaded.rewards(data), got)
 
 
 def test_one_hot_strengths_match_choix_ilsr():
@@ -174,6 +179,7 @@ def test_one_hot_strengths_match_choix_ilsr():
     s = rng.normal(size=n)
     rankings, lists = sample_rankings(rng, s, 400, (2, 6))
     ref = choix.ilsr_rankings(n, rankings, tol=1e-12, max_iter=1000)  # the exact PL MLE
+    # measured max abs difference 0.002
     data = from_arrays(n, lists=lists)
     model = RewardModel(
         "pl", ArrayBackbone(np.eye(n)), epochs=150, lr=0.05, batch_size=400, weight_decay=0.0

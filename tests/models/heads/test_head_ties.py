@@ -84,11 +84,11 @@ def test_probabilities_sum_to_one_and_match_davidson():
     # equal rewards: P(tie) = nu / (2 + nu)
     with torch.no_grad():
         t = head.tie_prob(col([0.3]), col([0.3]))
-    assert float(t) == pytest.approx(nu / (2 + nu), abs=1e-12)
-    assert head.nu_ == pytest.approx(nu, rel=1e-12)
+    assert float(t) == pytest.approx(nu / (2 + nu), abs=1e-7)  # log nu is a float32 init
+    assert head.nu_ == pytest.approx(nu, rel=1e-7)
 
 
-def test_planted_nu_and_reward_are_recovered():
+def test_planted_nu_and_reward_are_recovered(tmp_path):
     rng = np.random.default_rng(0)
     n, nu = 300, 1.2
     X = rng.normal(size=(n, 6))
@@ -100,12 +100,15 @@ def test_planted_nu_and_reward_are_recovered():
     y = np.where(u < probs[:, 0], 1, np.where(u < probs[:, 0] + probs[:, 1], -1, 0))
     data = from_arrays(n, a=a, b=b, outcome=y)
     model = RewardModel("ties", ArrayBackbone(X), epochs=30, lr=0.02).fit(data)
-    # tolerance: 15% relative on nu (measured 1.27 from nu_init 0.5), corr measured 0.999
+    # tolerance: 15% relative on nu (measured 1.27 from nu_init 0.5), corr measured 0.998
     assert model.head_.nu_ == pytest.approx(nu, rel=0.15)
     assert np.corrcoef(model.rewards(data), r)[0, 1] > 0.95
     p, t = model.pair_probs(data)
     assert np.all((t > 0) & (t < 1)) and np.all((p > 0) & (p < 1))
     assert abs(t.mean() - (y == 0).mean()) < 0.03  # fitted tie rate matches the data's
+    loaded = RewardModel.load(model.save(tmp_path / "ties"))
+    assert loaded.head_.nu_ == model.head_.nu_
+    np.testing.assert_array_equal(loaded.pair_probs(data)[1], t)
 
 
 @pytest.mark.parametrize("value", [0.0, -1.0, "abc", float("inf")])

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from prefkit.errors import PrefkitError
 from prefkit.models.heads.base import Head, HeadParam, PairBatch, register
 
 
@@ -64,6 +65,8 @@ class BradleyTerry(Head):
     def __init__(self, dim: int, **kw: object) -> None:
         super().__init__(dim, **kw)  # type: ignore[arg-type]
         hp = self.hparams
+        if hp["ties"] not in ("skip", "half"):
+            raise PrefkitError(f"head 'bt': ties must be 'skip' or 'half', got {hp['ties']!r}")
         self.net = scorer(dim, hp["hidden"], 1, hp["dropout"])
 
     def reward(self, x: Tensor, annotator: Tensor | None = None) -> Tensor:

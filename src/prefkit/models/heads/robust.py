@@ -83,14 +83,15 @@ class RobustBT(Head):
                 "head 'robust': loss=unbiased needs a known flip rate: set flip_rate in [0, 0.5)"
             )
         self.net = scorer(dim, hp["hidden"], 1, hp["dropout"])
-        # ε = 0.5 σ(θ): start at EPS_INIT when learned, otherwise a fixed buffer.
+        # ε = 0.5 σ(θ), starting at EPS_INIT; not trained when the rate is fixed.
         theta = math.log(2 * EPS_INIT / (1 - 2 * EPS_INIT))
         self.eps_logit = nn.Parameter(torch.tensor(theta), requires_grad=self.learn_eps)
-        self.register_buffer("eps_fixed", torch.tensor(max(eps, 0.0)))
 
     def epsilon(self) -> Tensor:
         """The flip rate as a scalar tensor (differentiable when learned)."""
-        return 0.5 * torch.sigmoid(self.eps_logit) if self.learn_eps else self.eps_fixed
+        if self.learn_eps:
+            return 0.5 * torch.sigmoid(self.eps_logit)
+        return torch.tensor(self.hparams["flip_rate"], dtype=self.eps_logit.dtype)
 
     @property
     def flip_rate_(self) -> float:
