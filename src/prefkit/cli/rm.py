@@ -232,17 +232,22 @@ def train_cmd(
     with _bars(not quiet and sys.stderr.isatty()) as bar:
         model = make().fit(data, progress=_show(bar, "train"), embed_progress=_show(bar, "embed"))
     path = model.save(out, overwrite=overwrite)
+    bb = model.backbone_
+    truncated = getattr(bb, "n_truncated_", None)
     metrics = {
         "history": model.history_,
         "n_responses": data.n_responses,
         "n_judgments": len(data.pairs),
         "n_lists": data.lists.n_lists,
+        **({"n_truncated": truncated, "n_tokenized": bb.n_seen_} if truncated is not None else {}),
     }
     (path / "metrics.json").write_bytes(orjson.dumps(metrics, option=orjson.OPT_INDENT_2))
     last = model.history_[-1]
     click.echo(
         f"trained {model.head_.name} on {source}: {last['epoch']} epochs, {last['step']} steps, final loss {last['loss']:.4f}"
     )
+    if truncated is not None:
+        click.echo(bb.truncation_summary())
     click.echo(f"wrote {path}")
 
 

@@ -226,7 +226,7 @@ class FinetunedBackbone(Backbone):
             for i, ids in zip(new, full, strict=True):
                 self._ids[i] = np.asarray(ids, dtype=np.int64) if len(ids) else self.empty_ids
             self._seen[new] = True
-        return [self._ids[i] for i in items]  # type: ignore[misc]
+        return [self._ids[i] for i in items]
 
     # --- features ---------------------------------------------------------------------------
     def features(self, items: Tensor) -> Tensor:

@@ -78,14 +78,17 @@ class AttributeRegression(Head):
             str, "", "reward weights per attribute, comma-separated (default: 1/K each)"
         ),
     }
+    w: Tensor  # (K,) reward weights (rebuilt from the ``weights`` parameter)
+    center: Tensor  # (K,) rating mean of the first training batch
+    scale: Tensor  # (K,) rating standard deviation of the first training batch
+    initialized: Tensor  # () bool: center/scale are set
 
     def __init__(self, dim: int, **kw: object) -> None:
         super().__init__(dim, **kw)  # type: ignore[arg-type]
         k = self.n_attributes
         if k < 1:
             raise PrefkitError(
-                "head 'attr' regresses attribute ratings (responses.attributes); "
-                "the data has none"
+                "head 'attr' regresses attribute ratings (responses.attributes); the data has none"
             )
         hp = self.hparams
         self.net = scorer(dim, hp["hidden"], k, hp["dropout"])
