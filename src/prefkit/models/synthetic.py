@@ -23,9 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import prefkit.models.heads.gpm  # noqa: F401  (registers the head)
 from prefkit.errors import PrefkitError
 from prefkit.models.backbones import ArrayBackbone
 from prefkit.models.data import PrefData, from_arrays
+from prefkit.models.heads import pal as pal_mod
+from prefkit.models.reward_model import RewardModel
+from prefkit.training.rm import single_thread
 
 
 def _pairs(rng: np.random.Generator, n_items: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -135,10 +139,10 @@ def _accuracy(p: np.ndarray, outcome: np.ndarray) -> float:
 
 def cycles_experiment(
     seed: int = 0,
-    n_items: int = 300,
-    n_pairs: int = 6000,
+    n_items: int = 600,
+    n_pairs: int = 8000,
     beta: float = 5.0,
-    holdout: float = 0.3,
+    holdout: float = 0.5,
     epochs: int = 40,
 ) -> dict[str, float]:
     """Held-out accuracy of ``bt`` and ``gpm`` on :func:`cyclic_preferences` data.
@@ -148,9 +152,6 @@ def cycles_experiment(
     items). ``oracle`` is the accuracy of the planted probabilities on the same
     judgments (the label-noise ceiling).
     """
-    from prefkit.models.heads import gpm  # noqa: F401  (registers the head)
-    from prefkit.models.reward_model import RewardModel
-
     x, data = cyclic_preferences(n_items, 8, n_pairs, seed, beta=beta)
     rng = np.random.default_rng(seed + 1)
     test_item = rng.random(n_items) < holdout
@@ -162,7 +163,8 @@ def cycles_experiment(
     out: dict[str, float] = {}
     for head in ("bt", "gpm"):
         model = RewardModel(head, ArrayBackbone(x), epochs=epochs, lr=1e-2, seed=seed)
-        prob, _ = model.fit(train).pair_probs(data, test_pairs)
+        with single_thread():
+            prob, _ = model.fit(train).pair_probs(data, test_pairs)
         out[head] = _accuracy(prob, test_pairs.outcome)
     theta = data.meta["theta"]
     truth = 1.0 / (1.0 + np.exp(-beta * np.sin(theta[test_pairs.a] - theta[test_pairs.b])))
@@ -171,7 +173,9 @@ def cycles_experiment(
     return out
 
 
-def _finetune_bt(head: Any, xa: torch.Tensor, xb: torch.Tensor, y: torch.Tensor, steps: int, lr: float) -> Any:
+def _finetune_bt(
+    head: Any, xa: torch.Tensor, xb: torch.Tensor, y: torch.Tensor, steps: int, lr: float
+) -> Any:
     """A copy of a ``bt`` head fine-tuned (all weights) on a few judgments."""
     tuned = copy.deepcopy(head)
     tuned.train()
@@ -179,7 +183,7 @@ def _finetune_bt(head: Any, xa: torch.Tensor, xb: torch.Tensor, y: torch.Tensor,
     target = (y + 1.0) / 2.0
     for _ in range(steps):
         diff = tuned.reward(xa) - tuned.reward(xb)
-        loss = F.binary_cross_entropy_with_logits(diff, target)
+        loss = (F.softplus(diff) - target * diff).mean()  # logistic loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -203,16 +207,14 @@ def few_shot_experiment(
     Data: :func:`group_preferences` with two opposed groups. ``bt`` and ``pal`` train on
     the first ``n_train_annotators``; each new annotator's judgments are split into the
     first ``max(ks)`` (adaptation pool; ``k`` of them are used) and the rest (scored, the
-    same set for every ``k``). Accuracies pool all new annotators' scored judgments.
+    same set for every ``k``). Accuracies pool all new annotators' scored judgments;
+    ``oracle`` scores them with each annotator's planted group reward (the ceiling).
     """
-    from prefkit.models.heads import pal as pal_mod
-    from prefkit.models.reward_model import RewardModel
-
     k_max = max(ks)
     if k_max >= pairs_per_annotator:
         raise PrefkitError(f"max(ks)={k_max} leaves no judgments to score")
     n_ann = n_train_annotators + n_new_annotators
-    x, data, _ = group_preferences(
+    x, data, groups = group_preferences(
         n_annotators=n_ann, pairs_per_annotator=pairs_per_annotator, seed=seed
     )
     p = data.pairs
@@ -226,39 +228,46 @@ def few_shot_experiment(
         annotator=p.annotator[train_rows],
         n_annotators=n_train_annotators,
     )
-    common = {"epochs": epochs, "lr": 1e-2, "batch_size": 128, "seed": seed}
-    bt = RewardModel("bt", ArrayBackbone(x), **common).fit(train)
-    pal = RewardModel("pal", ArrayBackbone(x), **common).fit(train)
-    feats = torch.from_numpy(x)
-    new_users = range(n_train_annotators, n_ann)
-    user_rows = {u: np.flatnonzero(p.annotator == u) for u in new_users}
-    score_rows = np.concatenate([r[k_max:] for r in user_rows.values()])
-    bt_prob, _ = bt.pair_probs(data, p.take(score_rows))
-    bt_acc = _accuracy(bt_prob, p.outcome[score_rows])
-    out = []
-    for k in ks:
-        probs_pal, probs_ft = [], []
-        for u in new_users:
-            fit, score = user_rows[u][:k], user_rows[u][k_max:]
-            w = pal_mod.adapt_annotator(pal, data, fit)
-            xa, xb = feats[p.a[score]], feats[p.b[score]]
-            probs_pal.append(pal_mod.prob_with_weights(pal.head_, xa, xb, w).numpy())  # type: ignore[arg-type]
-            if k:
-                y = torch.from_numpy(p.outcome[fit].astype(np.float32))
-                tuned = _finetune_bt(
-                    bt.head_, feats[p.a[fit]], feats[p.b[fit]], y, finetune_steps, finetune_lr
-                )
-                with torch.no_grad():
-                    probs_ft.append(torch.sigmoid(tuned.reward(xa) - tuned.reward(xb)).numpy())
-        outcome = p.outcome[score_rows]
-        out.append(
-            {
-                "k": float(k),
-                "bt": bt_acc,
-                "bt_finetuned": _accuracy(np.concatenate(probs_ft), outcome) if k else bt_acc,
-                "pal": _accuracy(np.concatenate(probs_pal), outcome),
-            }
-        )
+    with single_thread():  # the whole experiment: tiny models, many small steps
+        common: dict[str, Any] = {"epochs": epochs, "lr": 1e-2, "batch_size": 128, "seed": seed}
+        bt = RewardModel("bt", ArrayBackbone(x), **common).fit(train)
+        pal = RewardModel("pal", ArrayBackbone(x), **common).fit(train)
+        pal_head = pal.head_
+        assert isinstance(pal_head, pal_mod.PAL)
+        feats = torch.from_numpy(x)
+        new_users = range(n_train_annotators, n_ann)
+        user_rows = {u: np.flatnonzero(p.annotator == u) for u in new_users}
+        score_rows = np.concatenate([r[k_max:] for r in user_rows.values()])
+        bt_prob, _ = bt.pair_probs(data, p.take(score_rows))
+        bt_acc = _accuracy(bt_prob, p.outcome[score_rows])
+        w_true = data.meta["w"][groups[p.annotator[score_rows]]]  # (S, D) each judge's direction
+        truth = np.einsum("sd,sd->s", x[p.a[score_rows]] - x[p.b[score_rows]], w_true)
+        oracle = _accuracy(1.0 / (1.0 + np.exp(-truth)), p.outcome[score_rows])
+        out = []
+        for k in ks:
+            probs_pal, probs_ft = [], []
+            for u in new_users:
+                fit, score = user_rows[u][:k], user_rows[u][k_max:]
+                w = pal_mod.adapt_annotator(pal, data, fit)
+                xa, xb = feats[p.a[score]], feats[p.b[score]]
+                probs_pal.append(pal_mod.prob_with_weights(pal_head, xa, xb, w).numpy())
+                if k:
+                    y = torch.from_numpy(p.outcome[fit].astype(np.float32))
+                    tuned = _finetune_bt(
+                        bt.head_, feats[p.a[fit]], feats[p.b[fit]], y, finetune_steps, finetune_lr
+                    )
+                    with torch.no_grad():
+                        probs_ft.append(torch.sigmoid(tuned.reward(xa) - tuned.reward(xb)).numpy())
+            outcome = p.outcome[score_rows]
+            out.append(
+                {
+                    "k": float(k),
+                    "bt": bt_acc,
+                    "bt_finetuned": _accuracy(np.concatenate(probs_ft), outcome) if k else bt_acc,
+                    "pal": _accuracy(np.concatenate(probs_pal), outcome),
+                    "oracle": oracle,
+                }
+            )
     return out
 
 

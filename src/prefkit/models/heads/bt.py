@@ -45,6 +45,17 @@ def pair_targets(batch: PairBatch, ties: str) -> tuple[Tensor, Tensor]:
     return target, weight
 
 
+def bce_logits(logit: Tensor, target: Tensor) -> Tensor:
+    """Per-row ``BCE(σ(logit), target) = softplus(logit) − target · logit`` ``(B,)``.
+
+    The value of ``F.binary_cross_entropy_with_logits(reduction="none")``, written with
+    softplus: torch's CPU ``log_sigmoid`` kernel, which that function uses, was measured
+    at ~10 ms per 256 rows with two intra-op threads on a busy 2-core machine, against a
+    few µs for softplus.
+    """
+    return F.softplus(logit) - target * logit
+
+
 def weighted_mean(values: Tensor, weight: Tensor) -> Tensor:
     return (values * weight).sum() / weight.sum().clamp_min(1e-12)
 
@@ -80,7 +91,7 @@ class BradleyTerry(Head):
             m = hp["margin"] * torch.nan_to_num(batch.strength, nan=0.0)
             diff = diff - torch.sign(batch.outcome) * m  # the margin pushes toward the winner
         target, weight = pair_targets(batch, hp["ties"])
-        nll = F.binary_cross_entropy_with_logits(diff, target, reduction="none")
+        nll = bce_logits(diff, target)
         loss = weighted_mean(nll, weight)
         if hp["center"]:
             loss = loss + hp["center"] * weighted_mean((ra + rb) ** 2, weight)

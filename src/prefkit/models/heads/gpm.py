@@ -1,5 +1,6 @@
-"""General Preference Model head (Zhang, Zhang, Yuan, Xie, Gu and Ji 2024, "Beyond
-Bradley-Terry Models: A General Preference Model for Language Model Alignment").
+"""General Preference Model head (Zhang, Zhang, Wu, Xu and Gu 2024, "Beyond Bradley-Terry
+Models: A General Preference Model for Language Model Alignment", arXiv 2410.02197,
+ICML 2025).
 
 Each response gets a *preference embedding* ``v = g(x) ∈ R^{2k}`` (``g`` linear, or a
 one-hidden-layer MLP as in :func:`~prefkit.models.heads.bt.scorer`), L2-normalised by
@@ -41,7 +42,7 @@ from torch import Tensor, nn
 
 from prefkit.errors import PrefkitError
 from prefkit.models.heads.base import Head, HeadParam, PairBatch, register
-from prefkit.models.heads.bt import pair_targets, scorer, weighted_mean
+from prefkit.models.heads.bt import bce_logits, pair_targets, scorer, weighted_mean
 
 #: softplus⁻¹(1): the raw eigenvalue parameter that starts every λ_i at 1.
 LAMBDA_INIT = math.log(math.e - 1.0)
@@ -80,6 +81,9 @@ class GeneralPreference(Head):
         "normalize": HeadParam(bool, True, "L2-normalise the preference embeddings"),
         "learn_lambda": HeadParam(bool, True, "learn the block scales (else fixed to 1)"),
     }
+
+    lam_raw: Tensor  # (k,) softplus⁻¹ of the block scales (parameter or buffer)
+    v_mean: Tensor  # (2k,) mean training embedding (buffer)
 
     def __init__(self, dim: int, **kw: object) -> None:
         super().__init__(dim, **kw)  # type: ignore[arg-type]
@@ -122,8 +126,7 @@ class GeneralPreference(Head):
     def loss(self, batch: PairBatch) -> Tensor:
         target, weight = pair_targets(batch, "skip")
         s = self.score(batch.xa, batch.xb)  # (B,)
-        nll = F.binary_cross_entropy_with_logits(s, target, reduction="none")
-        return weighted_mean(nll, weight)
+        return weighted_mean(bce_logits(s, target), weight)
 
     def finish(self, x: Tensor) -> None:
         """Store the mean preference embedding of the training responses ``x`` ``(N, D)``."""

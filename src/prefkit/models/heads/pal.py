@@ -1,6 +1,6 @@
-"""PAL pluralistic reward head (Chen, Chen, Wang, Tan, Mozafari, Yin, Liang and Yang 2024,
-"PAL: Pluralistic Alignment Framework for Learning from Heterogeneous Preferences"),
-the ideal-point mixture model PAL-A.
+"""PAL pluralistic reward head (Chen, Chen, Rege, Wang and Vinayak 2024, "PAL: Pluralistic
+Alignment Framework for Learning from Heterogeneous Preferences", arXiv 2406.08469,
+ICLR 2025), the ideal-point mixture model PAL-A.
 
 A projection ``f(x) ∈ R^m`` (``dim_out``; linear, or a one-hidden-layer MLP) places every
 response in a preference space with ``K`` learned prototype ideal points
@@ -30,12 +30,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prefkit.errors import PrefkitError
 from prefkit.models.heads.base import Head, HeadParam, PairBatch, register
-from prefkit.models.heads.bt import pair_targets, scorer, weighted_mean
+from prefkit.models.heads.bt import bce_logits, pair_targets, scorer, weighted_mean
 
 if TYPE_CHECKING:
     from prefkit.models.data import PrefData
@@ -107,8 +106,7 @@ class PAL(Head):
         target, weight = pair_targets(batch, "skip")
         w = self.weights(batch.annotator, batch.xa.shape[0])  # (B, K)
         diff = self.reward_with_weights(batch.xa, w) - self.reward_with_weights(batch.xb, w)
-        nll = F.binary_cross_entropy_with_logits(diff, target, reduction="none")
-        return weighted_mean(nll, weight)
+        return weighted_mean(bce_logits(diff, target), weight)
 
     # --- few-shot adaptation --------------------------------------------------------------
     def adapt(
@@ -154,8 +152,10 @@ class PAL(Head):
         for _ in range(steps):
             ideal = torch.softmax(theta, dim=-1) @ proto  # (m,)
             diff = ((fb - ideal) ** 2).sum(-1) - ((fa - ideal) ** 2).sum(-1)  # (B,)
-            nll = F.binary_cross_entropy_with_logits(diff, target, reduction="none")
-            loss = weighted_mean(nll, decisive) + l2 * ((theta - theta0) ** 2).sum()
+            loss = (
+                weighted_mean(bce_logits(diff, target), decisive)
+                + l2 * ((theta - theta0) ** 2).sum()
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
