@@ -153,10 +153,13 @@ def register(cls: type[Head]) -> type[Head]:
 
 
 def load_heads() -> dict[str, type[Head]]:
-    """Import every head module (each registers itself) and return the registry."""
+    """Import every head module (each registers itself) and return the registry, in
+    :data:`HEAD_MODULES` order (whatever order the modules were first imported in),
+    followed by any head registered from elsewhere."""
     for module in HEAD_MODULES:
         importlib.import_module(f"prefkit.models.heads.{module}")
-    return HEADS
+    ordered = {name: HEADS[name] for name in HEAD_MODULES}
+    return ordered | {k: v for k, v in HEADS.items() if k not in ordered}
 
 
 def get_head(name: str) -> type[Head]:
