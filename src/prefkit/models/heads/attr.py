@@ -32,7 +32,7 @@ from torch import Tensor
 
 from prefkit.errors import PrefkitError
 from prefkit.models.heads.base import Head, HeadParam, ItemBatch, register
-from prefkit.models.heads.bt import scorer
+from prefkit.models.heads.bt import MLP_PARAMS, scorer
 
 
 def parse_weights(spec: str, k: int) -> list[float]:
@@ -72,8 +72,7 @@ class AttributeRegression(Head):
     paper = "Wang et al. 2023 (HelpSteer); Wang et al. 2024 (HelpSteer2 regression RM)"
     summary = "regress K rated attributes (NaN-masked MSE); reward = weighted sum"
     params: ClassVar[Mapping[str, HeadParam]] = {
-        "hidden": HeadParam(int, 0, "hidden units of an MLP head (0 = linear)"),
-        "dropout": HeadParam(float, 0.0, "dropout in the MLP head"),
+        **MLP_PARAMS,
         "weights": HeadParam(
             str, "", "reward weights per attribute, comma-separated (default: 1/K each)"
         ),

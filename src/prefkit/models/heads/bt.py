@@ -36,6 +36,13 @@ def scorer(dim: int, hidden: int, out: int = 1, dropout: float = 0.0) -> nn.Modu
     )
 
 
+#: The network's hyper-parameters, shared by every head built on :func:`scorer`.
+MLP_PARAMS = {
+    "hidden": HeadParam(int, 0, "hidden units of an MLP (0 = linear)"),
+    "dropout": HeadParam(float, 0.0, "dropout in the MLP"),
+}
+
+
 def pair_targets(batch: PairBatch, ties: str) -> tuple[Tensor, Tensor]:
     """Targets P(a ≻ b) in {0, 0.5, 1} and per-row weights (ties weigh 0 when skipped)."""
     target = (batch.outcome + 1.0) / 2.0
@@ -66,8 +73,7 @@ class BradleyTerry(Head):
     paper = "Bradley & Terry 1952; Ouyang et al. 2022 (InstructGPT reward model)"
     summary = "scalar reward, P(a>b) = sigmoid(r_a - r_b); optional margin and centring"
     params: ClassVar[Mapping[str, HeadParam]] = {
-        "hidden": HeadParam(int, 0, "hidden units of an MLP head (0 = linear)"),
-        "dropout": HeadParam(float, 0.0, "dropout in the MLP head"),
+        **MLP_PARAMS,
         "margin": HeadParam(float, 0.0, "Llama-2 margin: subtract margin * strength"),
         "center": HeadParam(float, 0.0, "reward-centring penalty weight on (r_a + r_b)^2"),
         "ties": HeadParam(str, "skip", "tie judgments: skip, or half (target 0.5)"),

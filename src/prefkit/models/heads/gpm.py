@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from prefkit.errors import PrefkitError
 from prefkit.models.heads.base import Head, HeadParam, PairBatch, register
-from prefkit.models.heads.bt import bce_logits, pair_targets, scorer, weighted_mean
+from prefkit.models.heads.bt import MLP_PARAMS, bce_logits, pair_targets, scorer, weighted_mean
 
 #: softplus⁻¹(1): the raw eigenvalue parameter that starts every λ_i at 1.
 LAMBDA_INIT = math.log(math.e - 1.0)
@@ -76,8 +76,7 @@ class GeneralPreference(Head):
     summary = "preference embeddings with a skew-symmetric score; models cyclic preferences"
     params: ClassVar[Mapping[str, HeadParam]] = {
         "k": HeadParam(int, 4, "skew-symmetric 2x2 blocks (embedding has 2k dimensions)"),
-        "hidden": HeadParam(int, 0, "hidden units of an MLP embedding (0 = linear)"),
-        "dropout": HeadParam(float, 0.0, "dropout in the MLP embedding"),
+        **MLP_PARAMS,
         "normalize": HeadParam(bool, True, "L2-normalise the preference embeddings"),
         "learn_lambda": HeadParam(bool, True, "learn the block scales (else fixed to 1)"),
     }

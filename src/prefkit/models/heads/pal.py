@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from prefkit.errors import PrefkitError
 from prefkit.models.heads.base import Head, HeadParam, PairBatch, register
-from prefkit.models.heads.bt import bce_logits, pair_targets, scorer, weighted_mean
+from prefkit.models.heads.bt import MLP_PARAMS, bce_logits, pair_targets, scorer, weighted_mean
 
 if TYPE_CHECKING:
     from prefkit.models.data import PrefData
@@ -50,8 +50,7 @@ class PAL(Head):
     params: ClassVar[Mapping[str, HeadParam]] = {
         "dim_out": HeadParam(int, 16, "dimension m of the preference space"),
         "prototypes": HeadParam(int, 2, "number K of prototype ideal points"),
-        "hidden": HeadParam(int, 0, "hidden units of an MLP projection (0 = linear)"),
-        "dropout": HeadParam(float, 0.0, "dropout in the MLP projection"),
+        **MLP_PARAMS,
     }
 
     def __init__(self, dim: int, **kw: object) -> None:

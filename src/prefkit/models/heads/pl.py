@@ -40,7 +40,7 @@ from torch import Tensor
 
 from prefkit.errors import PrefkitError
 from prefkit.models.heads.base import Head, HeadParam, ListBatch, register
-from prefkit.models.heads.bt import scorer
+from prefkit.models.heads.bt import MLP_PARAMS, scorer
 
 TIES = ("exclude", "breslow")
 
@@ -111,8 +111,7 @@ class PlackettLuce(Head):
     paper = "Plackett 1975; Luce 1959; Zhu, Jordan & Jiao 2023 (K-wise reward models)"
     summary = "listwise Plackett-Luce on ranked lists; ties excluded or Breslow"
     params: ClassVar[Mapping[str, HeadParam]] = {
-        "hidden": HeadParam(int, 0, "hidden units of an MLP head (0 = linear)"),
-        "dropout": HeadParam(float, 0.0, "dropout in the MLP head"),
+        **MLP_PARAMS,
         "normalize": HeadParam(bool, False, "divide each list's loss by its items - 1"),
         "ties": HeadParam(str, "exclude", "tied tiers: exclude tier-mates, or breslow"),
     }

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from prefkit.errors import PrefkitError
 from prefkit.models.heads.base import Head, HeadParam, PairBatch, register
-from prefkit.models.heads.bt import scorer, weighted_mean
+from prefkit.models.heads.bt import MLP_PARAMS, scorer, weighted_mean
 
 #: Starting value of a learned flip rate.
 EPS_INIT = 0.1
@@ -61,8 +61,7 @@ class RobustBT(Head):
     paper = "Natarajan et al. 2013 (noisy labels); Chowdhury et al. 2024 (robust DPO)"
     summary = "Bradley-Terry under random label flips: (1-e)sigmoid(d) + e sigmoid(-d)"
     params: ClassVar[Mapping[str, HeadParam]] = {
-        "hidden": HeadParam(int, 0, "hidden units of an MLP head (0 = linear)"),
-        "dropout": HeadParam(float, 0.0, "dropout in the MLP head"),
+        **MLP_PARAMS,
         "flip_rate": HeadParam(float, -1.0, "label flip rate in [0, 0.5); -1 = learn it"),
         "loss": HeadParam(str, "forward", "forward (corrected likelihood) or unbiased"),
     }

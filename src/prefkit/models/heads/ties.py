@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from prefkit.errors import PrefkitError
 from prefkit.models.heads.base import Head, HeadParam, PairBatch, register
-from prefkit.models.heads.bt import scorer, weighted_mean
+from prefkit.models.heads.bt import MLP_PARAMS, scorer, weighted_mean
 
 
 def davidson_log_probs(ra: Tensor, rb: Tensor, log_nu: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -55,8 +55,7 @@ class DavidsonTies(Head):
     summary = "scalar reward with a learned tie parameter nu: P(tie) = nu*sqrt(pi_a pi_b)/Z"
     predicts_ties = True
     params: ClassVar[Mapping[str, HeadParam]] = {
-        "hidden": HeadParam(int, 0, "hidden units of an MLP head (0 = linear)"),
-        "dropout": HeadParam(float, 0.0, "dropout in the MLP head"),
+        **MLP_PARAMS,
         "nu_init": HeadParam(float, 0.5, "initial Davidson tie parameter nu (> 0; learned)"),
     }
 
