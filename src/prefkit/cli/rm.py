@@ -22,6 +22,7 @@ from rich.table import Table
 
 from prefkit.cli.data import _open, _source_options
 from prefkit.errors import PrefkitError
+from prefkit.models.encoder import QUANTIZE
 
 
 def _heads() -> list[str]:
@@ -67,7 +68,8 @@ def _model_options(f: Any) -> Any:
             "--quantize",
             default="none",
             show_default=True,
-            help="Frozen encoder mode (see docs/rm/speed.md).",
+            type=click.Choice(QUANTIZE),
+            help="Frozen encoder mode: onnx-int8 is 2.4x faster (see docs/rm/speed.md).",
         ),
         click.option(
             "--max-length",
