@@ -206,3 +206,13 @@ def test_heads_lists_the_registry():
     assert r.exit_code == 0
     for name in load_heads():
         assert name in r.output
+
+
+def test_the_cli_starts_without_torch():
+    """The data half must work without the train extra: building the CLI (rm included)
+    must not import torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, prefkit.cli.main; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -26,7 +26,7 @@ from prefkit.models.encoder import QUANTIZE
 
 
 def _heads() -> list[str]:
-    from prefkit.models.heads.base import HEAD_MODULES
+    from prefkit.models.heads import HEAD_MODULES
 
     return list(HEAD_MODULES)
 

@@ -26,12 +26,9 @@ import torch
 from torch import Tensor, nn
 
 from prefkit.errors import PrefkitError
+from prefkit.models.heads import HEAD_MODULES
 
 KINDS = ("pairs", "lists", "items")
-#: Modules that register heads, in the order the registry lists them; each module is
-#: named after the head it registers (the CLI builds ``--head``'s choices from this
-#: without importing torch).
-HEAD_MODULES = ("bt", "ties", "robust", "pl", "gpm", "pal", "attr")
 
 
 @dataclass(frozen=True)
