@@ -123,7 +123,7 @@ from prefkit.models.synthetic import cycles_experiment, few_shot_experiment
 c = cycles_experiment(0)
 print(f"held-out accuracy on rock-paper-scissors preferences: BT {c['bt']:.3f}, GPM {c['gpm']:.3f} (oracle {c['oracle']:.3f})")
 for row in few_shot_experiment(ks=(0, 4, 16), seed=0):
-    print(f"new annotator after k={row['k']:>2} of their judgments: one BT {row['bt']:.3f}, PAL {row['pal']:.3f}")
+    print(f"new annotator after k={int(row['k']):>2} of their judgments: one BT {row['bt']:.3f}, PAL {row['pal']:.3f}")
 PY
 
 step "9. bad input: a clean error naming file, line and field (exit 2), or quarantine"
