@@ -33,10 +33,10 @@ DATASETS = {
 }
 #: Fine-tuning settings, sized for a 2-core CPU (a forward and backward pass of MiniLM
 #: costs about 3x a forward pass): one epoch at 128 tokens, reading 200 characters of
-#: the prompt on HH; UKP's ~9,300 training pairs per fold are capped at 100 steps.
+#: the prompt on HH; UKP's ~9,300 training pairs per fold are capped at 60 steps (960 pairs).
 FINETUNE = {
     "hh": {"epochs": 1, "batch_size": 16, "max_length": 128, "prompt_chars": 200},
-    "ukp": {"epochs": 1, "batch_size": 16, "max_length": 128, "max_steps": 100},
+    "ukp": {"epochs": 1, "batch_size": 16, "max_length": 128, "max_steps": 60},
 }
 
 
