@@ -112,3 +112,45 @@ def test_per_annotator_needs_enough_judgments():
     assert a["n_scored"] == 2 and a["max_accuracy"] == 1.0
     assert a["worst"][0]["annotator"] == "u1"
     assert a["min_accuracy"] == pytest.approx(np.mean(p[ann == 1] > 0.5))
+
+
+def test_all_tie_judgments_are_refused_by_heads_that_skip_ties():
+    from prefkit.errors import PrefkitError
+    from prefkit.models.backbones import ArrayBackbone
+    from prefkit.models.reward_model import RewardModel
+
+    d = from_arrays(4, a=[0, 2], b=[1, 3], outcome=[0, 0])
+    with pytest.raises(PrefkitError, match="decisive"):
+        RewardModel("bt", ArrayBackbone(np.eye(4))).fit(d)
+    RewardModel("ties", ArrayBackbone(np.eye(4)), epochs=2).fit(d)  # ties are its data
+
+
+def test_attributes_are_matched_by_name():
+    from prefkit.models.backbones import ArrayBackbone
+    from prefkit.models.reward_model import RewardModel
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    att = np.stack([x[:, 0], -3 * x[:, 1]], axis=1)
+    model = RewardModel("attr", ArrayBackbone(x), epochs=60).fit(
+        from_arrays(200, attributes=att, attribute_names=["A", "B"])
+    )
+    only_b = from_arrays(200, attributes=att[:, 1:], attribute_names=["B"])
+    out = evaluate(model, only_b)
+    assert [r["attribute"] for r in out.attributes] == ["B"]
+    assert out.attributes[0]["pearson"] > 0.8  # B's predictions; A's would be ~0
+    unknown = evaluate(model, from_arrays(200, attributes=att[:, :1], attribute_names=["C"]))
+    assert unknown.attributes == []
+
+
+def test_annotators_without_training_judgments_are_not_known():
+    from prefkit.models.backbones import ArrayBackbone
+    from prefkit.models.reward_model import RewardModel
+
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 50, 300), rng.integers(0, 50, 300)
+    ann = np.where(np.arange(300) < 150, 0, 2)  # annotator 1 judged nothing
+    d = from_arrays(50, a=a, b=b, outcome=np.where(a > b, 1, -1), annotator=ann, n_annotators=3)
+    model = RewardModel("pal", ArrayBackbone(rng.normal(size=(50, 4))), epochs=2).fit(d)
+    assert model.annotators_ == ["u0", "u2"]
+    assert model.annotator_index(d, np.array([0, 1, 2, -1])).tolist() == [0, -1, 1, -1]

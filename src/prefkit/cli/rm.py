@@ -69,7 +69,7 @@ def _model_options(f: Any) -> Any:
             default="none",
             show_default=True,
             type=click.Choice(QUANTIZE),
-            help="Frozen encoder mode: onnx-int8 is 2.4x faster (see docs/rm/speed.md).",
+            help="Frozen encoder mode: onnx-int8 and bf16 trade a little accuracy or portability for speed (docs/rm/speed.md).",
         ),
         click.option(
             "--max-length",
@@ -81,7 +81,7 @@ def _model_options(f: Any) -> Any:
             "--prompt-chars",
             default=600,
             show_default=True,
-            help="Characters of the prompt's end read before each response (0: response only).",
+            help="Characters of the prompt's end read before each response (0: response only); they share --max-length with the response.",
         ),
         click.option(
             "--epochs",

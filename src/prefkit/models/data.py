@@ -298,7 +298,7 @@ def _pairs(
             FROM _judgments j {join} ORDER BY j.__ord"""
     ).to_arrow_table()
     col = {n: t.column(n).to_numpy(zero_copy_only=False) for n in t.column_names}
-    ann = np.where(pd_isnull(col["annotator_id"]), None, col["annotator_id"])
+    ann = np.where(_is_none(col["annotator_id"]), None, col["annotator_id"])
     annotators = np.unique(ann[ann != None]).astype(object)  # noqa: E711
     aindex = {a: i for i, a in enumerate(annotators)}
     categories, cat_idx = np.unique(col["category"].astype(str), return_inverse=True)
@@ -314,7 +314,7 @@ def _pairs(
     return pairs, annotators, categories.astype(object)
 
 
-def pd_isnull(values: np.ndarray) -> np.ndarray:
+def _is_none(values: np.ndarray) -> np.ndarray:
     return np.array([v is None for v in values], dtype=bool)
 
 

@@ -61,15 +61,20 @@ def hit(p: np.ndarray, a_won: np.ndarray) -> np.ndarray:
     return np.where(p == 0.5, 0.5, ((p > 0.5) == a_won).astype(float))
 
 
+def longer_hits(data: PrefData, rows: np.ndarray) -> np.ndarray:
+    """Per judgment in ``rows``: 1 where the longer response (by words) won, ½ on equal
+    lengths, else 0 (the pick-shorter hit is one minus it)."""
+    p = data.pairs
+    diff = data.n_words[p.a[rows]] - data.n_words[p.b[rows]]
+    return hit(0.5 + 0.5 * np.sign(diff), p.outcome[rows] > 0)
+
+
 def length_baselines(data: PrefData, rows: np.ndarray) -> dict[str, float | None]:
     """Accuracy of picking the longer / shorter response on decisive judgments ``rows``."""
     if len(rows) == 0:
         return {"longer": None, "shorter": None}
-    p = data.pairs
-    diff = data.n_words[p.a[rows]] - data.n_words[p.b[rows]]
-    a_won = p.outcome[rows] > 0
-    longer = hit(0.5 + 0.5 * np.sign(diff), a_won)
-    return {"longer": float(longer.mean()), "shorter": float((1 - longer).mean())}
+    longer = float(longer_hits(data, rows).mean())
+    return {"longer": longer, "shorter": 1 - longer}
 
 
 def calibration(
@@ -185,15 +190,18 @@ def _attributes(model: Any, data: PrefData) -> list[dict[str, Any]]:
     with torch.no_grad():
         pred = head.predict_attributes(model.features(data, rated)).double().numpy()
     out = []
+    learned = {name: j for j, name in enumerate(model.attribute_names_)}
     for k, name in enumerate(data.attribute_names):
-        y = data.attributes[rated, k]
+        if name not in learned:  # the model never saw this attribute
+            continue
+        y, yhat = data.attributes[rated, k], pred[:, learned[name]]
         m = ~np.isnan(y)
         if m.sum() < 2:
             continue
-        err = pred[m, k] - y[m]
+        err = yhat[m] - y[m]
         r = (
-            float(np.corrcoef(pred[m, k], y[m])[0, 1])
-            if np.std(y[m]) > 0 and np.std(pred[m, k]) > 0
+            float(np.corrcoef(yhat[m], y[m])[0, 1])
+            if np.std(y[m]) > 0 and np.std(yhat[m]) > 0
             else None
         )
         out.append(
@@ -230,8 +238,7 @@ def evaluate(model: Any, data: PrefData, *, bins: int = BINS) -> RMEval:
             q = np.clip(np.where(a_won, pd_, 1 - pd_), 1e-12, 1.0)
             out.log_loss = float(-np.log(q).mean())
             out.ece, out.reliability = calibration(pd_, a_won, bins)
-            diff = data.n_words[p.a[decisive]] - data.n_words[p.b[decisive]]
-            longer = hit(0.5 + 0.5 * np.sign(diff), a_won)
+            longer = longer_hits(data, decisive)
             out.categories, out.macro_accuracy = _categories(data, decisive, correct, longer)
             out.annotators = _annotators(data, decisive, correct)
         if model.head_.predicts_ties:

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,20 @@ DEFAULTS = {
     "encoder": TrainConfig(epochs=2, batch_size=16, lr=1e-3, backbone_lr=3e-5),
     "causal": TrainConfig(epochs=1, batch_size=8, lr=1e-3, backbone_lr=1e-5),
 }
+
+
+def known_annotators(data: PrefData) -> PrefData:
+    """``data`` with only the annotators that have judgments in it, renumbered, so a
+    per-annotator head never treats someone it has not trained on (e.g. an annotator
+    whose judgments all sit in a held-out fold) as known."""
+    ann = data.pairs.annotator
+    used = np.unique(ann[ann >= 0])
+    if len(used) == len(data.annotators):
+        return data
+    remap = np.full(len(data.annotators) + 1, -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    pairs = replace(data.pairs, annotator=remap[ann])  # -1 indexes the last slot: -1
+    return replace(data, pairs=pairs, annotators=data.annotators[used])
 
 
 class RewardModel:
@@ -100,6 +115,13 @@ class RewardModel:
         self.seed = seed
         self.cache_dir = cache_dir
         get_head(head)  # fail early on an unknown head name
+        for name, value, low in (
+            ("epochs", epochs, 1),
+            ("batch_size", batch_size, 1),
+            ("max_steps", max_steps, 0),
+        ):
+            if value is not None and value < low:
+                raise PrefkitError(f"{name} must be at least {low}, got {value}")
 
     # --- fitting ----------------------------------------------------------------------------
     def train_config(self) -> TrainConfig:
@@ -138,7 +160,7 @@ class RewardModel:
         embed_progress: Any = None,
     ) -> RewardModel:
         """Train on every label of ``data`` the head can read."""
-        data = self.prepare(data)
+        data = known_annotators(self.prepare(data))
         torch.manual_seed(self.seed)
         bb = (
             self.backbone
@@ -252,7 +274,15 @@ class RewardModel:
         path = Path(path)
         if not (path / CONFIG).is_file():
             raise PrefkitError(f"{path}: not a prefkit reward model (no {CONFIG})")
-        cfg = json.loads((path / CONFIG).read_text())
+        try:
+            return cls._load(path, json.loads((path / CONFIG).read_text()), cache_dir)
+        except (KeyError, TypeError, ValueError, OSError) as e:
+            raise PrefkitError(
+                f"{path}: not a valid prefkit reward model checkpoint ({type(e).__name__}: {e})"
+            ) from None
+
+    @classmethod
+    def _load(cls, path: Path, cfg: dict[str, Any], cache_dir: str | Path | None) -> RewardModel:
         h, b = cfg["head"], cfg["backbone"]
         spec = b["kind"] + (f":{b['path']}" if b.get("path") else "")
         model = cls(

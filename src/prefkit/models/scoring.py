@@ -11,7 +11,7 @@
   winner (null for ties),
 
 and records the step in the lineage. ``prefkit inspect`` reads ``responses.reward`` as
-a feature of its label-noise model; ``prefkit curate select --quality-from
+a feature of its label-noise model; ``prefkit curate select --margin-from
 reward_margin`` and ``prefkit curate filter "reward_agrees"`` use the judgment columns.
 """
 

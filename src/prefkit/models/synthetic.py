@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import prefkit.models.heads.gpm  # noqa: F401  (registers the head)
 from prefkit.errors import PrefkitError
 from prefkit.models.backbones import ArrayBackbone
 from prefkit.models.data import PrefData, from_arrays
+from prefkit.models.evaluate import hit
 from prefkit.models.heads import pal as pal_mod
+from prefkit.models.heads.bt import bce_logits
 from prefkit.models.reward_model import RewardModel
 from prefkit.training.rm import single_thread
 
@@ -133,8 +134,7 @@ def group_preferences(
 def _accuracy(p: np.ndarray, outcome: np.ndarray) -> float:
     """Share of decisive judgments whose winner has P > ½ (a P of exactly ½ counts half)."""
     keep = outcome != 0
-    right = np.where(p[keep] == 0.5, 0.5, (p[keep] > 0.5) == (outcome[keep] > 0))
-    return float(right.mean()) if keep.any() else float("nan")
+    return float(hit(p[keep], outcome[keep] > 0).mean()) if keep.any() else float("nan")
 
 
 def cycles_experiment(
@@ -183,7 +183,7 @@ def _finetune_bt(
     target = (y + 1.0) / 2.0
     for _ in range(steps):
         diff = tuned.reward(xa) - tuned.reward(xb)
-        loss = (F.softplus(diff) - target * diff).mean()  # logistic loss
+        loss = bce_logits(diff, target).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -64,10 +64,15 @@ class TrainConfig:
         return asdict(self)
 
 
+def uses_ties(head: Head) -> bool:
+    """Whether the head's loss reads tie judgments (``ties``, ``bt`` with ties=half)."""
+    return head.predicts_ties or head.hparams.get("ties") == "half"
+
+
 def n_examples(head: Head, data: PrefData) -> int:
-    """Training examples of the head's kind in ``data``."""
+    """Training examples of the head's kind in ``data`` (ties only for heads that read them)."""
     if head.kind == "pairs":
-        return len(data.pairs)
+        return len(data.pairs) if uses_ties(head) else int((data.pairs.outcome != 0).sum())
     if head.kind == "lists":
         return data.lists.n_lists
     return int((~np.isnan(data.attributes)).any(axis=1).sum())
@@ -122,6 +127,15 @@ def batches(
             yield items, make_i
 
 
+def examples_in(batch: Any) -> int:
+    """Judgments, lists or items in a batch (the weight of its loss in the epoch mean)."""
+    if isinstance(batch, PairBatch):
+        return len(batch.outcome)
+    if isinstance(batch, ListBatch):
+        return int(batch.list_id.max()) + 1 if len(batch.list_id) else 0
+    return len(batch.x)
+
+
 def pair_batch(data: PrefData, rows: np.ndarray, xa: Tensor, xb: Tensor) -> PairBatch:
     """A :class:`PairBatch` for judgment ``rows`` given both sides' features."""
     p = data.pairs
@@ -160,7 +174,11 @@ def _train(
 ) -> list[dict[str, float]]:
     n = n_examples(head, data)
     if n == 0:
-        need = {"pairs": "judgments", "lists": "rankings", "items": "attribute ratings"}[head.kind]
+        need = {
+            "pairs": "judgments" if uses_ties(head) else "decisive (non-tie) judgments",
+            "lists": "rankings",
+            "items": "attribute ratings",
+        }[head.kind]
         raise PrefkitError(f"head {head.name!r} learns from {need}, and the data has none")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -194,7 +212,7 @@ def _train(
                 )
             opt.step()
             losses.append(float(loss.detach()))
-            sizes.append(len(items))
+            sizes.append(examples_in(batch))
             step += 1
             if progress:
                 progress(step, total, losses[-1])
