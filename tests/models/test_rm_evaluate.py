@@ -154,3 +154,30 @@ def test_annotators_without_training_judgments_are_not_known():
     model = RewardModel("pal", ArrayBackbone(rng.normal(size=(50, 4))), epochs=2).fit(d)
     assert model.annotators_ == ["u0", "u2"]
     assert model.annotator_index(d, np.array([0, 1, 2, -1])).tolist() == [0, -1, 1, -1]
+
+
+def test_categories_pool_over_folds_by_judgment_counts():
+    from prefkit.models.evaluate import RMEval, pool_categories, summarize_folds
+
+    def fold(cats):
+        r = RMEval(0, 0, 0, None, None, {"longer": None, "shorter": None})
+        r.categories = [
+            {"category": c, "n": n, "accuracy": a, "longer": lg, "shorter": 1 - lg}
+            for c, n, a, lg in cats
+        ]
+        return r
+
+    folds = [fold([("x", 10, 0.9, 0.5), ("y", 30, 0.6, 0.2)]), fold([("x", 30, 0.5, 0.3)])]
+    pooled, macro = pool_categories(folds)
+    assert pooled[0] == pytest.approx(
+        {
+            "category": "x",
+            "n": 40,
+            "accuracy": (9 + 15) / 40,
+            "longer": (5 + 9) / 40,
+            "shorter": 1 - 14 / 40,
+        }
+    )
+    assert pooled[1]["n"] == 30 and pooled[1]["accuracy"] == pytest.approx(0.6)
+    assert macro == pytest.approx((0.6 + 0.6) / 2)
+    assert summarize_folds(folds)["categories"] == pooled

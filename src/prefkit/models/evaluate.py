@@ -272,8 +272,27 @@ def cross_validate(
     return results
 
 
+def pool_categories(results: list[RMEval]) -> tuple[list[dict[str, Any]], float | None]:
+    """Per-category results pooled over folds (each fold's accuracy weighted by its
+    judgments, so every held-out judgment counts once) and their unweighted mean."""
+    sums: dict[str, list[float]] = {}
+    for r in results:
+        for c in r.categories:
+            acc = sums.setdefault(c["category"], [0.0, 0.0, 0.0])
+            acc[0] += c["n"]
+            acc[1] += c["n"] * c["accuracy"]
+            acc[2] += c["n"] * c["longer"]
+    pooled = [
+        {"category": k, "n": int(n), "accuracy": a / n, "longer": lg / n, "shorter": 1 - lg / n}
+        for k, (n, a, lg) in sorted(sums.items())
+    ]
+    macro = float(np.mean([c["accuracy"] for c in pooled])) if pooled else None
+    return pooled, macro
+
+
 def summarize_folds(results: list[RMEval]) -> dict[str, Any]:
-    """Mean and standard deviation over folds of the headline numbers."""
+    """Mean and standard deviation over folds of the headline numbers, and the
+    per-category results pooled over folds."""
 
     def stat(values: list[float | None]) -> dict[str, float] | None:
         v = np.array([x for x in values if x is not None], dtype=float)
@@ -291,6 +310,8 @@ def summarize_folds(results: list[RMEval]) -> dict[str, Any]:
         "shorter": stat([r.baselines["shorter"] for r in results]),
         "ece": stat([r.ece for r in results]),
         "log_loss": stat([r.log_loss for r in results]),
+        "categories": (pooled := pool_categories(results))[0],
+        "macro_accuracy": pooled[1],
     }
 
 
@@ -301,6 +322,7 @@ __all__ = [
     "evaluate",
     "hit",
     "length_baselines",
+    "pool_categories",
     "ranking_metrics",
     "summarize_folds",
 ]

@@ -8,7 +8,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from prefkit.models.evaluate import RMEval
+from prefkit.models.evaluate import RMEval, pool_categories
 from prefkit.report.html import matplotlib
 
 
@@ -68,28 +68,25 @@ def print_eval(console: Console, results: list[RMEval], title: str) -> None:
                 f"{_pct(a['mean_accuracy'])} / {_pct(a['min_accuracy'])}",
             )
         )
-    if (
-        len(results) == 1
-        and results[0].macro_accuracy is not None
-        and len(results[0].categories) > 1
-    ):
-        rows.append(("macro accuracy over categories", _pct(results[0].macro_accuracy)))
+    categories, macro = pool_categories(results)
+    if len(categories) > 1:
+        rows.append(("macro accuracy over categories", _pct(macro)))
     for k, v in rows:
         t.add_row(k, v)
     console.print(t)
+    if len(categories) > 1:
+        c = Table("category", "n", "accuracy", "longer", "shorter", title="per category")
+        for row in categories:
+            c.add_row(
+                row["category"],
+                f"{row['n']:,}",
+                _pct(row["accuracy"]),
+                _pct(row["longer"]),
+                _pct(row["shorter"]),
+            )
+        console.print(c)
     if len(results) == 1:
         r = results[0]
-        if len(r.categories) > 1:
-            c = Table("category", "n", "accuracy", "longer", "shorter", title="per category")
-            for row in r.categories:
-                c.add_row(
-                    row["category"],
-                    f"{row['n']:,}",
-                    _pct(row["accuracy"]),
-                    _pct(row["longer"]),
-                    _pct(row["shorter"]),
-                )
-            console.print(c)
         if r.attributes:
             at = Table("attribute", "n", "RMSE", "Pearson r", title="attributes")
             for row in r.attributes:
