@@ -148,6 +148,30 @@ def test_train_eval_score(dataset_dir, tmp_path):
     assert scored.manifest.lineage[-1]["step"] == "rm-score"
 
 
+def test_truncation_is_reported(dataset_dir, tmp_path):
+    r = CliRunner().invoke(
+        cli,
+        [
+            "rm",
+            "train",
+            str(dataset_dir),
+            "--out",
+            str(tmp_path / "m"),
+            "--max-length",
+            "8",
+            "--epochs",
+            "2",
+            "--cache-dir",
+            str(tmp_path),
+            "--quiet",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "40 of 40 texts (100.0%) were longer than max_length=8 tokens" in r.output
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["n_truncated"] == 40 and metrics["n_tokenized"] == 40
+
+
 def test_cross_validation_beats_chance(dataset_dir, tmp_path):
     r = run(
         "rm",

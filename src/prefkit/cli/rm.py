@@ -172,6 +172,14 @@ def _bars(enabled: bool) -> Iterator[Callable[[str], Callable[..., None]] | None
         yield bar
 
 
+def _truncation(backbone: Any) -> int | None:
+    """Texts the backbone cut at --max-length (printed, never silent); None if unknown."""
+    n = getattr(backbone, "n_truncated_", None)
+    if n is not None:
+        click.echo(backbone.truncation_summary(), err=True)
+    return n
+
+
 def _show(bar: Any, label: str) -> Any:
     return bar(label) if bar else None
 
@@ -235,7 +243,7 @@ def train_cmd(
         model = make().fit(data, progress=_show(bar, "train"), embed_progress=_show(bar, "embed"))
     path = model.save(out, overwrite=overwrite)
     bb = model.backbone_
-    truncated = getattr(bb, "n_truncated_", None)
+    truncated = _truncation(bb)
     metrics = {
         "history": model.history_,
         "n_responses": data.n_responses,
@@ -248,8 +256,6 @@ def train_cmd(
     click.echo(
         f"trained {model.head_.name} on {source}: {last['epoch']} epochs, {last['step']} steps, final loss {last['loss']:.4f}"
     )
-    if truncated is not None:
-        click.echo(bb.truncation_summary())
     click.echo(f"wrote {path}")
 
 
@@ -391,6 +397,7 @@ def score_cmd(
         scored = score_dataset(
             ds, model, prefix=prefix, model_path=model_path, progress=_show(bar, "embed")
         )
+    _truncation(model.backbone_)
     scored.save(out, overwrite=overwrite)
     added = [prefix] + (
         [f"{prefix}_margin", f"{prefix}_p_a", f"{prefix}_agrees"]

@@ -64,6 +64,16 @@ class Backbone(nn.Module):
         """Write trained weights under ``path`` (frozen backbones have none)."""
 
 
+def truncation_line(n_truncated: int, n_seen: int, max_length: int) -> str:
+    """One report line, e.g. ``"3 of 120 texts (2.5%) were longer than max_length=256
+    tokens and were cut on the right"``."""
+    share = f" ({100 * n_truncated / n_seen:.1f}%)" if n_seen else ""
+    return (
+        f"{n_truncated:,} of {n_seen:,} texts{share} were longer than max_length={max_length} "
+        "tokens and were cut on the right"
+    )
+
+
 class FrozenBackbone(Backbone):
     """Sentence-encoder features computed once (see :func:`prefkit.models.features.embed`)."""
 
@@ -77,8 +87,12 @@ class FrozenBackbone(Backbone):
         self.cache_dir = cache_dir
         self.use_cache = use_cache
         self.table: Tensor | None = None
+        self.texts: list[str] = []
+        self._truncated: int | None = None
 
     def bind(self, texts: list[str], progress: Progress | None = None) -> None:
+        self.texts = list(texts)
+        self._truncated = None
         x = embed(
             texts, self.spec, cache_dir=self.cache_dir, use_cache=self.use_cache, progress=progress
         )
@@ -89,6 +103,33 @@ class FrozenBackbone(Backbone):
         if self.table is None:
             raise RuntimeError("bind() the backbone to texts first")
         return self.table[items]
+
+    @property
+    def n_seen_(self) -> int:
+        """Texts bound (the ones the encoder read)."""
+        return len(self.texts)
+
+    @property
+    def n_truncated_(self) -> int | None:
+        """Bound texts longer than ``max_length`` tokens, which the encoder cut on the
+        right (counted with the encoder's tokenizer on first access; None when the
+        tokenizer cannot be loaded)."""
+        if self._truncated is None and self.texts:
+            from transformers import AutoTokenizer
+
+            from prefkit.models.finetune import quiet_transformers, transformer_dir
+
+            try:
+                with quiet_transformers():
+                    tok = AutoTokenizer.from_pretrained(transformer_dir(self.spec.resolved_path()))
+            except (OSError, ValueError):
+                return None
+            ids = tok(self.texts, truncation=False, verbose=False)["input_ids"]
+            self._truncated = int(sum(len(t) > self.spec.max_length for t in ids))
+        return self._truncated if self.texts else 0
+
+    def truncation_summary(self) -> str:
+        return truncation_line(self.n_truncated_ or 0, self.n_seen_, self.spec.max_length)
 
     def config(self) -> dict[str, Any]:
         return {

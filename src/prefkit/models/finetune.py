@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from prefkit.errors import PrefkitError
-from prefkit.models.backbones import Backbone, Progress
+from prefkit.models.backbones import Backbone, Progress, truncation_line
 
 POOLING = {"encoder": "mean", "causal": "last"}
 #: Texts per forward pass when no gradient is needed (prediction, ``finish``).
@@ -200,12 +200,7 @@ class FinetunedBackbone(Backbone):
     def truncation_summary(self) -> str:
         """One line for a training report, e.g. ``"3 of 120 texts (2.5%) were longer
         than max_length=256 tokens and were cut on the right"``."""
-        n, t = self.n_seen_, self.n_truncated_
-        share = f" ({100 * t / n:.1f}%)" if n else ""
-        return (
-            f"{t:,} of {n:,} texts{share} were longer than max_length={self.max_length} "
-            "tokens and were cut on the right"
-        )
+        return truncation_line(self.n_truncated_, self.n_seen_, self.max_length)
 
     def token_ids(self, items: np.ndarray) -> list[np.ndarray]:
         """Token ids of ``texts[i]`` for each item, truncated at ``max_length``."""
