@@ -181,3 +181,31 @@ def test_categories_pool_over_folds_by_judgment_counts():
     assert pooled[1]["n"] == 30 and pooled[1]["accuracy"] == pytest.approx(0.6)
     assert macro == pytest.approx((0.6 + 0.6) / 2)
     assert summarize_folds(folds)["categories"] == pooled
+
+
+def test_ties_do_not_cut_epochs_short_or_weigh_the_loss():
+    from prefkit.models.backbones import ArrayBackbone
+    from prefkit.models.reward_model import RewardModel
+
+    d = from_arrays(10, a=np.arange(5), b=np.arange(5) + 5, outcome=[1, 0, 0, 0, 1])
+    m = RewardModel("bt", ArrayBackbone(np.eye(10)), epochs=3, batch_size=2, seed=0).fit(d)
+    assert [h["step"] for h in m.history_] == [3, 6, 9]  # every batch of every epoch
+    assert all(h["loss"] > 0 for h in m.history_)
+
+    import torch
+
+    from prefkit.models.heads.base import PairBatch, build_head
+    from prefkit.training.rm import examples_in
+
+    x = torch.zeros(3, 2)
+    batch = PairBatch(
+        x,
+        x,
+        torch.tensor([1.0, 0.0, 0.0]),
+        torch.full((3,), float("nan")),
+        torch.full((3,), -1),
+        torch.ones(3),
+    )
+    assert examples_in(batch, build_head("bt", 2)) == 1  # ties are not in bt's loss
+    assert examples_in(batch, build_head("bt", 2, ties="half")) == 3
+    assert examples_in(batch, build_head("ties", 2)) == 3

@@ -127,10 +127,11 @@ def batches(
             yield items, make_i
 
 
-def examples_in(batch: Any) -> int:
-    """Judgments, lists or items in a batch (the weight of its loss in the epoch mean)."""
+def examples_in(batch: Any, head: Head) -> int:
+    """Judgments the head's loss reads, lists or items in a batch (the weight of its
+    loss in the epoch mean)."""
     if isinstance(batch, PairBatch):
-        return len(batch.outcome)
+        return len(batch.outcome) if uses_ties(head) else int((batch.outcome != 0).sum())
     if isinstance(batch, ListBatch):
         return int(batch.list_id.max()) + 1 if len(batch.list_id) else 0
     return len(batch.x)
@@ -162,73 +163,68 @@ def train(
     single-threaded (see :func:`single_thread`).
     """
     with single_thread(not backbone.trainable):
-        return _train(head, backbone, data, config, progress)
-
-
-def _train(
-    head: Head,
-    backbone: Backbone,
-    data: PrefData,
-    config: TrainConfig,
-    progress: Progress | None = None,
-) -> list[dict[str, float]]:
-    n = n_examples(head, data)
-    if n == 0:
-        need = {
-            "pairs": "judgments" if uses_ties(head) else "decisive (non-tie) judgments",
-            "lists": "rankings",
-            "items": "attribute ratings",
-        }[head.kind]
-        raise PrefkitError(f"head {head.name!r} learns from {need}, and the data has none")
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    groups: list[dict[str, Any]] = [{"params": list(head.parameters()), "lr": config.lr}]
-    if backbone.trainable:
-        groups.append(
-            {
-                "params": [p for p in backbone.parameters() if p.requires_grad],
-                "lr": config.backbone_lr,
-            }
-        )
-    opt = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-    steps_per_epoch = -(-n // config.batch_size)
-    total = steps_per_epoch * config.epochs
-    if config.max_steps:
-        total = min(total, config.max_steps)
-    history: list[dict[str, float]] = []
-    step = 0
-    head.train()
-    backbone.train(backbone.trainable)
-    for epoch in range(config.epochs):
-        losses, sizes = [], []
-        for items, make in batches(head, data, config.batch_size, rng):
-            batch = make(backbone.features(torch.from_numpy(items)))
-            loss = head.loss(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(
-                    [p for g in groups for p in g["params"]], config.grad_clip
-                )
-            opt.step()
-            losses.append(float(loss.detach()))
-            sizes.append(examples_in(batch))
-            step += 1
-            if progress:
-                progress(step, total, losses[-1])
+        n = n_examples(head, data)
+        if n == 0:
+            need = {
+                "pairs": "judgments" if uses_ties(head) else "decisive (non-tie) judgments",
+                "lists": "rankings",
+                "items": "attribute ratings",
+            }[head.kind]
+            raise PrefkitError(f"head {head.name!r} learns from {need}, and the data has none")
+        torch.manual_seed(config.seed)
+        rng = np.random.default_rng(config.seed)
+        groups: list[dict[str, Any]] = [{"params": list(head.parameters()), "lr": config.lr}]
+        if backbone.trainable:
+            groups.append(
+                {
+                    "params": [p for p in backbone.parameters() if p.requires_grad],
+                    "lr": config.backbone_lr,
+                }
+            )
+        opt = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+        rows = len(data.pairs) if head.kind == "pairs" else n  # batches() deals ties too
+        steps_per_epoch = -(-rows // config.batch_size)
+        total = steps_per_epoch * config.epochs
+        if config.max_steps:
+            total = min(total, config.max_steps)
+        history: list[dict[str, float]] = []
+        step = 0
+        head.train()
+        backbone.train(backbone.trainable)
+        for epoch in range(config.epochs):
+            losses, sizes = [], []
+            for items, make in batches(head, data, config.batch_size, rng):
+                batch = make(backbone.features(torch.from_numpy(items)))
+                loss = head.loss(batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(
+                        [p for g in groups for p in g["params"]], config.grad_clip
+                    )
+                opt.step()
+                losses.append(float(loss.detach()))
+                sizes.append(examples_in(batch, head))
+                step += 1
+                if progress:
+                    progress(step, total, losses[-1])
+                if step >= total:
+                    break
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "loss": float(np.dot(losses, sizes) / max(sum(sizes), 1)),
+                }
+            )
             if step >= total:
                 break
-        history.append(
-            {"epoch": epoch + 1, "step": step, "loss": float(np.average(losses, weights=sizes))}
-        )
-        if step >= total:
-            break
-    head.eval()
-    backbone.eval()
-    with torch.no_grad():
-        used = torch.from_numpy(data.items())
-        head.finish(features_of(backbone, used, config.batch_size))
-    return history
+        head.eval()
+        backbone.eval()
+        with torch.no_grad():
+            used = torch.from_numpy(data.items())
+            head.finish(features_of(backbone, used, config.batch_size))
+        return history
 
 
 @torch.no_grad()
