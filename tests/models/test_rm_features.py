@@ -72,3 +72,14 @@ def test_cache_lookup_and_merge(tmp_path):
     assert found.tolist() == [True, False, True]
     assert rows.tolist() == [[0, 1], [1, 0]]
     assert len(text_keys(["x"])[0]) == 16
+
+
+def test_frozen_backbone_rebinding_the_same_texts_encodes_nothing(fake_encoder, model_dir):
+    from prefkit.models.backbones import FrozenBackbone
+
+    bb = FrozenBackbone(EncoderSpec(str(model_dir)), use_cache=False)
+    bb.bind(["a", "bb"])
+    bb.bind(["a", "bb"])
+    assert fake_encoder == ["a", "bb"]
+    bb.bind(["ccc"])
+    assert fake_encoder == ["a", "bb", "ccc"] and bb.table.shape == (1, 3)

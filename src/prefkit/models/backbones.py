@@ -91,6 +91,8 @@ class FrozenBackbone(Backbone):
         self._truncated: int | None = None
 
     def bind(self, texts: list[str], progress: Progress | None = None) -> None:
+        if self.table is not None and list(texts) == self.texts:
+            return  # already bound: scoring calls bind before each prediction
         self.texts = list(texts)
         self._truncated = None
         x = embed(

@@ -219,16 +219,22 @@ class RewardModel:
         return self.head_.reward(x).double().numpy()
 
     @torch.no_grad()
+    def pair_features(self, data: PrefData, pairs: Pairs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features of both sides of each judgment ``((n, D), (n, D))``; each distinct
+        response goes through the backbone once."""
+        items, inv = np.unique(np.concatenate([pairs.a, pairs.b]), return_inverse=True)
+        x = self.features(data, items)
+        n = len(pairs)
+        return x[torch.from_numpy(inv[:n])], x[torch.from_numpy(inv[n:])]
+
+    @torch.no_grad()
     def pair_probs(
         self, data: PrefData, pairs: Pairs | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(P(a ≻ b | decisive), P(tie))`` for each judgment, with annotator-specific
         preferences where the head has them."""
         pairs = data.pairs if pairs is None else pairs
-        items, inv = np.unique(np.concatenate([pairs.a, pairs.b]), return_inverse=True)
-        x = self.features(data, items)
-        n = len(pairs)
-        xa, xb = x[torch.from_numpy(inv[:n])], x[torch.from_numpy(inv[n:])]
+        xa, xb = self.pair_features(data, pairs)
         ann = self.annotator_index(data, pairs.annotator) if self.head_.per_annotator else None
         p = self.head_.prob(xa, xb, ann).double().numpy()
         t = self.head_.tie_prob(xa, xb, ann).double().numpy()

@@ -195,10 +195,7 @@ def adapt_annotator(
         raise PrefkitError(f"rows must index the data's {len(p):,} judgments")
     if not len(rows):
         return head.population_weights().detach().double().numpy()
-    items, inv = np.unique(np.concatenate([p.a[rows], p.b[rows]]), return_inverse=True)
-    x = model.features(data, items)  # (n_items, D)
-    n = len(rows)
-    xa, xb = x[torch.from_numpy(inv[:n])], x[torch.from_numpy(inv[n:])]
+    xa, xb = model.pair_features(data, p.take(rows))  # (n, D) each
     outcome = torch.from_numpy(p.outcome[rows].astype(np.float32))
     w = head.adapt(xa, xb, outcome, steps=steps, lr=lr, l2=l2)
     return w.double().numpy()
