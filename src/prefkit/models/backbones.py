@@ -15,7 +15,6 @@ Without ``PATH`` the encoder kinds use the packaged all-MiniLM-L6-v2.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +24,9 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from prefkit.errors import PrefkitError
-from prefkit.models.features import EncoderSpec, embed
+from prefkit.models.features import EncoderSpec, Progress, embed
 
 KINDS = ("frozen", "encoder", "causal")
-Progress = Callable[[int, int], None]
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
