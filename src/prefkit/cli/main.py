@@ -45,10 +45,10 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from prefkit.cli import arena, curate, data, export, inspect, rm, synth
+    from prefkit.cli import arena, curate, data, export, inspect, rm, synth, train
 
     commands = (*data.COMMANDS, synth.synth, arena.arena, inspect.inspect_cmd)
-    for command in (*commands, curate.curate, export.export_cmd, rm.rm):
+    for command in (*commands, curate.curate, export.export_cmd, rm.rm, train.train):
         cli.add_command(command)
 
 

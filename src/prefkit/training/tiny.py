@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prefkit.errors import PrefkitError
+from prefkit.models.finetune import quiet_transformers
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -186,5 +187,6 @@ def tiny_checkpoint(
             model: PreTrainedModel = LlamaForCausalLM(LlamaConfig(**sizes))
         else:
             model = Qwen2ForCausalLM(Qwen2Config(**sizes))
-    model.save_pretrained(out, safe_serialization=True)
+    with quiet_transformers():
+        model.save_pretrained(out, safe_serialization=True)
     return out
