@@ -194,6 +194,7 @@ def _render(s: dict[str, Any]) -> None:
         f"pre-flight: {pf['rows']:,} examples"
         + (", " + ", ".join(f"{k} {v:,}" for k, v in bad.items()) if bad else ", no problems")
         + (f"; dropped {s['dropped']:,}" if s["dropped"] else "")
+        + (f"; fixed {s['fixed']:,}" if s.get("fixed") else "")
     )
     con.print(
         f"trained {s['steps']:,} steps on {s['train_examples']:,} examples in "

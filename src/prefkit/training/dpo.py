@@ -452,7 +452,8 @@ class DPOTrainer:
                 self._evaluate(eval_groups, eval_ref, i + 1, stage)
             if cfg.save_every and (i + 1) % cfg.save_every == 0 and i + 1 < len(steps):
                 self._save_checkpoint(ckpt, i + 1, refs)
-        self._evaluate(eval_groups, eval_ref, len(steps), steps[-1][0] if steps else -1)
+        if not (cfg.eval_every and len(steps) % cfg.eval_every == 0):  # else just evaluated
+            self._evaluate(eval_groups, eval_ref, len(steps), steps[-1][0] if steps else -1)
         self.train_seconds_ = time.perf_counter() - t_start
         self.model_ = acc.unwrap_model(scorer).lm
         return self

@@ -66,8 +66,11 @@ def pair_texts(
     ties: str | None = "drop",
     annotators: str | None = "each",
     rankings: str | None = None,
+    stages: bool = True,
 ) -> Texts:
-    """Pairs, with ``stage`` from the judgments table when each judgment is one pair."""
+    """Pairs. With one pair per judgment (``annotators="each"``, no ``rankings``) each is
+    named by its judgment id and carries the judgment's curriculum ``stage``; otherwise
+    by ``prompt:chosen>rejected``. ``stages=False`` ignores the stage column."""
     table = pairs_reader(
         ds, ties=ties, annotators=annotators, rankings=rankings, conversational=True
     ).read_all()
@@ -80,30 +83,32 @@ def pair_texts(
     rejected = messages_text(table.column("rejected").combine_chunks()).to_pylist()
     n = table.num_rows
     strength = np.asarray(pc.fill_null(table.column("strength"), 1.0).to_numpy(), dtype=float)
-    ids = [
-        f"{p}:{c}>{r}"
-        for p, c, r in zip(
-            table.column("prompt_id").to_pylist(),
-            table.column("chosen_id").to_pylist(),
-            table.column("rejected_id").to_pylist(),
-            strict=True,
-        )
-    ]
     stage = np.zeros(n, dtype=np.int64)
     j = ds.judgments
-    if STAGE in j.column_names:
-        one_per_judgment = annotators in (None, "each") and not rankings
-        if not one_per_judgment:
+    if annotators in (None, "each") and not rankings:
+        # the view streams the decisive judgments in order: name each pair by its judgment
+        decisive = j.filter(pc.not_equal(j.column("outcome"), 0))
+        if decisive.num_rows != n:  # pragma: no cover - guarded by the view's contract
+            raise RuntimeError("the pairs view does not line up with the decisive judgments")
+        ids = [str(x) for x in decisive.column("judgment_id").to_pylist()]
+        if stages and STAGE in j.column_names:
+            stage = pc.fill_null(decisive.column(STAGE), 0).to_numpy(zero_copy_only=False)
+            stage = stage.astype(np.int64)
+    else:
+        if stages and STAGE in j.column_names:
             raise PrefkitError(
                 "train dpo: the judgments carry curriculum stages, which apply to one pair per "
                 "judgment: use --annotators each without --rankings, or --no-stages"
             )
-        decisive = j.filter(pc.not_equal(j.column("outcome"), 0))
-        st = pc.fill_null(decisive.column(STAGE), 0).to_numpy(zero_copy_only=False)
-        if len(st) != n:  # pragma: no cover - the view streams decisive judgments in order
-            raise RuntimeError("stage column does not line up with the pairs view")
-        stage = st.astype(np.int64)
-        ids = [str(x) for x in decisive.column("judgment_id").to_pylist()]
+        ids = [
+            f"{p}:{c}>{r}"
+            for p, c, r in zip(
+                table.column("prompt_id").to_pylist(),
+                table.column("chosen_id").to_pylist(),
+                table.column("rejected_id").to_pylist(),
+                strict=True,
+            )
+        ]
     return Texts(
         ids,
         table.column("prompt_id").to_pylist(),

@@ -36,6 +36,7 @@ def texts_for(config: DPOConfig, ds: Any, *, listwise: bool, conversational: boo
         ties=config.ties,
         annotators=config.annotators,
         rankings=config.rankings,
+        stages=config.stages,
     )
 
 
@@ -58,7 +59,7 @@ def to_groups(
         completion_ids=raw.completion_ids,
         strength=texts.strength,
         scores=texts.scores,
-        stage=texts.stage if config.stages else np.zeros(len(texts), dtype=np.int64),
+        stage=texts.stage,
     )
     kept_groups, kept = resolve(labelled, report, config.on_problem)
     return kept_groups, report, kept
@@ -109,6 +110,9 @@ def run(
         "model_dir": str(path),
         "train_examples": len(train),
         "dropped": int(len(texts) - len(kept)),
+        "fixed": (
+            len(report.blocked()) - int(len(texts) - len(kept)) if config.on_problem == "fix" else 0
+        ),
         "eval_examples": 0 if eval_groups is None else len(eval_groups),
         "preflight": report.to_dict(),
         "eval_preflight": None if eval_report is None else eval_report.to_dict(),

@@ -81,7 +81,7 @@ class RefCache:
             return None
         try:
             arr = np.load(p)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             return None  # unreadable: recompute and overwrite
         return arr if arr.shape[0] == n else None
 
