@@ -1,5 +1,8 @@
 """Several processes (DDP through Accelerate, gloo on CPU): two processes, each reading
-half of every batch, take the same steps as one process (losses and weights, 1e-6)."""
+half of every batch, take the same steps as one process (losses, learning rates and
+weights, 1e-6) — with a warm-up + linear schedule (stepped once per global step, not once
+per process) and a last batch of one pair (the process without rows still joins the
+gradient all-reduce, with weight 0)."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidde
                   num_attention_heads=4, num_key_value_heads=2)
 model = LlamaForCausalLM(cfg)
 rng = np.random.default_rng(0)
-n = 32
+n = 33
 groups = Groups(
     [f"e{i}" for i in range(n)],
     [rng.integers(3, 64, rng.integers(2, 6)).tolist() for _ in range(n)],
@@ -33,12 +36,12 @@ groups = Groups(
 )
 out = sys.argv[2]
 config = DPOConfig(output_dir=out, ref_cache_dir=out + "/cache", lr=1e-2, batch_size=8,
-                   epochs=2, scheduler="constant")
+                   epochs=2, scheduler="linear", warmup_steps=2)
 t = DPOTrainer(config, model=model).fit(groups)
 if t.accelerator.is_main_process:
     w = torch.cat([p.detach().flatten() for p in t.model_.parameters()])
     json.dump({"world": t.accelerator.num_processes, "losses": [h.loss for h in t.history_],
-               "weights": w.tolist()}, open(sys.argv[1], "w"))
+               "lrs": [h.lr for h in t.history_], "weights": w.tolist()}, open(sys.argv[1], "w"))
 """
 
 
@@ -69,6 +72,7 @@ def test_two_processes_take_the_same_steps_as_one(tmp_path: Path) -> None:
     )
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert (a["world"], b["world"]) == (1, 2)
-    assert len(a["losses"]) == len(b["losses"]) == 8
+    assert len(a["losses"]) == len(b["losses"]) == 10  # 5 batches (the last of 1 pair) x 2
+    np.testing.assert_allclose(b["lrs"], a["lrs"], atol=1e-12, rtol=0)
     np.testing.assert_allclose(b["losses"], a["losses"], atol=1e-6, rtol=0)
     np.testing.assert_allclose(b["weights"], a["weights"], atol=1e-6, rtol=0)

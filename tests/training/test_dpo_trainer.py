@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from prefkit.errors import PrefkitError
-from prefkit.training.dpo import DPOTrainer, load_policy, plan
+from prefkit.training.dpo import DPOTrainer, load_policy, load_tokenizer, plan
 from prefkit.training.dpo_config import DPOConfig
 from prefkit.training.groups import Groups
 from prefkit.training.synthetic import KnownRewardTask, make_pairs, mean_true_reward
@@ -69,8 +69,11 @@ def test_resume_reproduces_the_uninterrupted_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     g = make_groups(16, seed=1)
-    kw: dict[str, Any] = dict(batch_size=4, epochs=2, save_every=3, scheduler="linear")
-    full = DPOTrainer(make_config(tmp_path, "full", **kw), model=make_lm(0)).fit(g)
+    ev = make_groups(6, seed=2)
+    kw: dict[str, Any] = dict(
+        batch_size=4, epochs=2, save_every=3, scheduler="linear", eval_every=4
+    )
+    full = DPOTrainer(make_config(tmp_path, "full", **kw), model=make_lm(0)).fit(g, ev)
     assert len(full.history_) == 8
 
     # Interrupt the same run during its 5th step: the last checkpoint is after step 3.
@@ -85,15 +88,23 @@ def test_resume_reproduces_the_uninterrupted_run(
 
     monkeypatch.setattr(DPOTrainer, "_step", crash)
     with pytest.raises(KeyboardInterrupt):
-        DPOTrainer(make_config(tmp_path, "cut", **kw), model=make_lm(0)).fit(g)
+        DPOTrainer(make_config(tmp_path, "cut", **kw), model=make_lm(0)).fit(g, ev)
     monkeypatch.setattr(DPOTrainer, "_step", real_step)
     assert (tmp_path / "cut" / "checkpoint" / "state.json").exists()
     assert not (tmp_path / "cut" / "checkpoint.tmp").exists()
 
-    # Resume from a model with other weights: the checkpoint restores everything.
-    resumed = DPOTrainer(make_config(tmp_path, "cut", resume=True, **kw), model=make_lm(7))
-    resumed.fit(g)
-    assert resumed.ref_source_ == {"train": "checkpoint"}
+    # Resume from a model with other weights and an empty reference cache: the checkpoint
+    # restores everything, the reference log-probs of the eval set too (never recomputed
+    # from the trained policy).
+    other_cache = str(tmp_path / "empty-cache")
+    resumed = DPOTrainer(
+        make_config(tmp_path, "cut", resume=True, ref_cache_dir=other_cache, **kw),
+        model=make_lm(7),
+    )
+    resumed.fit(g, ev)
+    assert resumed.ref_source_ == {"train": "checkpoint", "eval": "checkpoint"}
+    assert resumed.evals_ == full.evals_
+    assert not Path(other_cache).exists()  # nothing computed, nothing cached
     # Exact (tolerance 0): same weights, optimizer, scheduler and data order.
     assert losses(resumed) == losses(full)
     assert max_diff(snapshot(resumed.model_), snapshot(full.model_)) == 0.0
@@ -183,7 +194,7 @@ def test_lora_trains_only_adapters_against_the_base(
     tmp_path: Path, ckpt: Path, make_groups: Any, make_config: Any, logps_of: Any
 ) -> None:
     cfg = make_config(tmp_path, model=str(ckpt), lora_r=4, batch_size=4, epochs=2, lr=2e-2)
-    model, tok = load_policy(cfg)
+    model, tok = load_policy(cfg), load_tokenizer(cfg)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     lora = [k for k in before if "lora_" in k]
     assert lora and all("lora_A" in k or "lora_B" in k for k in lora)
@@ -261,6 +272,7 @@ def test_objective_and_config_errors(
         ({"loss": "nll"}, "mix-in"),
         ({"mixins": {"dpo": 0.5}}, "main loss"),
         ({"loss": "pl", "mixins": {"nll": 0.5}}, "mix-ins apply to pair losses"),
+        ({"loss": "simpo", "mixins": {"selm": 0.1}}, "needs reference log-probs"),
     ]
     for kw, msg in bad_objectives:
         with pytest.raises(PrefkitError, match=msg):
@@ -276,6 +288,14 @@ def test_objective_and_config_errors(
     ):
         with pytest.raises(PrefkitError, match="train dpo"):
             DPOConfig(output_dir=str(tmp_path), ref_cache_dir=str(tmp_path), **kw)
+    # strength from tier gaps (2.0) is not a probability: refused by the losses that read
+    # it, read as 1 by the evaluation of the others
+    gaps = Groups(g.ids, g.prompt_ids, g.completion_ids, strength=np.array([1.0, 2.0, 0.5, 1.0]))
+    for loss in ("soft", "gdpo"):
+        with pytest.raises(PrefkitError, match="preference probability"):
+            DPOTrainer(make_config(tmp_path, loss=loss), model=make_lm(0)).fit(gaps)
+    t = DPOTrainer(make_config(tmp_path, "gaps"), model=make_lm(0)).fit(gaps, gaps)
+    assert 0.0 <= t.evals_[-1]["idealized_ranking_accuracy"] <= 1.0
     empty = Groups([], [], [])
     with pytest.raises(PrefkitError, match="no training examples"):
         DPOTrainer(make_config(tmp_path), model=make_lm(0)).fit(empty)

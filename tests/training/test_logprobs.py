@@ -104,3 +104,30 @@ def test_collate_pads_prompts_left_and_completions_right() -> None:
     assert b.completion_ids[1, 0].tolist() == [4, 4, 4, 0]
     assert b.lengths.tolist() == [[1, 2], [3, 1]]
     assert b.tokens(shared=True) == 3 + 7 and b.tokens(shared=False) == 6 + 7
+
+
+def test_eager_attention_reads_the_shared_mask_as_additive() -> None:
+    model = tiny("llama")
+    model.set_attn_implementation("eager")
+    prompts, completions = groups()
+    want, where, _ = naive(model, prompts, completions)
+    got = sequence_logps(model, collate(prompts, completions, pad_id=0))
+    vals = torch.stack([got[i, j] for i, j in where])
+    assert torch.allclose(vals, want, atol=TOL, rtol=0)
+
+
+def test_scaled_logits_go_through_the_models_scaling() -> None:
+    """A model that scales its logits (Granite's logits_scaling, Gemma's soft cap) gets
+    log-probs of the scaled logits, computed here by hand from the unscaled ones."""
+    model = tiny("llama")
+    prompts, completions = groups()
+    plain = sequence_logps(model, collate(prompts, completions, pad_id=0))
+    x, y = prompts[0], completions[0][0]
+    logits = model(torch.tensor([x + y])).logits[0].float()[len(x) - 1 : -1]
+    model.config.logits_scaling = 4.0
+    model.config.final_logit_softcapping = 3.0
+    capped = torch.tanh(logits / 4.0 / 3.0) * 3.0
+    want = capped.log_softmax(-1).gather(1, torch.tensor(y)[:, None]).sum()
+    got = sequence_logps(model, collate(prompts, completions, pad_id=0))
+    assert torch.allclose(got[0, 0], want, atol=TOL)
+    assert not torch.allclose(got[0, 0], plain[0, 0], atol=1e-3)

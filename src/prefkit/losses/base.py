@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from torch import Tensor
@@ -104,7 +104,7 @@ class Loss:
     trl: str | None = None
     mixin: bool = False
     notes: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    reads_strength: bool = False
 
     def resolve(self, given: Mapping[str, Any]) -> dict[str, float]:
         """The loss's parameters: defaults overridden by ``given`` (unknown names refused)."""

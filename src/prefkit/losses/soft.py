@@ -37,6 +37,7 @@ def gdpo(x: PairInputs, *, beta: float) -> Tensor:
 register(
     Loss(
         name="soft",
+        reads_strength=True,
         fn=soft,
         kind="pairs",
         reference=True,
@@ -58,6 +59,7 @@ register(
 register(
     Loss(
         name="gdpo",
+        reads_strength=True,
         fn=gdpo,
         kind="pairs",
         reference=True,

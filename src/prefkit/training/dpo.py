@@ -29,6 +29,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -79,14 +80,25 @@ class PolicyScorer(nn.Module):
         )
 
 
-def load_policy(config: DPOConfig) -> tuple[Any, Any]:
-    """The policy (with LoRA adapters when ``lora_r``) and its tokenizer."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(config: DPOConfig) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        with quiet_transformers():
+            return AutoTokenizer.from_pretrained(config.model)
+    except OSError as e:
+        raise PrefkitError(
+            f"train dpo: cannot load the tokenizer of {config.model!r}: {e}"
+        ) from None
+
+
+def load_policy(config: DPOConfig) -> Any:
+    """The policy, with LoRA adapters when ``lora_r`` (seeded)."""
+    from transformers import AutoModelForCausalLM
 
     torch.manual_seed(config.seed)
     try:
         with quiet_transformers():
-            tok = AutoTokenizer.from_pretrained(config.model)
             model: Any = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
     except OSError as e:
         raise PrefkitError(f"train dpo: cannot load model {config.model!r}: {e}") from None
@@ -108,7 +120,7 @@ def load_policy(config: DPOConfig) -> tuple[Any, Any]:
             )
         except ValueError as e:
             raise PrefkitError(f"train dpo --lora-targets {t!r}: {e}") from None
-    return model, tok
+    return model
 
 
 def set_attention(model: Any, mode: str) -> str:
@@ -170,7 +182,7 @@ def groups_logps(
             b = collate(
                 [groups.prompt_ids[i] for i in sl], [groups.completion_ids[i] for i in sl], pad
             )
-            with autocast() if autocast else _null():
+            with autocast() if autocast else nullcontext():
                 lp = scorer(*b.to(device).tensors()).double().cpu().numpy()
             kk = lp.shape[1]
             mask = b.completion_mask.sum(-1).numpy() > 0
@@ -178,14 +190,6 @@ def groups_logps(
     finally:
         scorer.train(was)
     return out
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: object) -> None:
-        return None
 
 
 # --- the loss of a batch ---------------------------------------------------------------------
@@ -226,10 +230,12 @@ def per_example_loss(
     mixes: list[tuple[Loss, float]],
     loss_params: dict[str, float],
 ) -> Tensor:
+    """The main loss plus the weighted mix-ins; a mix-in reads the main loss's value of a
+    parameter they share (beta), unless ``loss_params`` sets it."""
     out = main.fn(x, **params)
     for m, w in mixes:
-        mp = m.resolve({k: v for k, v in loss_params.items() if k in m.params})
-        out = out + w * m.fn(x, **mp)
+        given = {**params, **loss_params}
+        out = out + w * m.fn(x, **m.resolve({k: v for k, v in given.items() if k in m.params}))
     return out
 
 
@@ -307,9 +313,17 @@ class DPOTrainer:
                 "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
             )
         self.precision = precision
-        self.accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+        # Every process runs every global step, so the scheduler steps once per step (not
+        # once per process, Accelerate's default for per-process batches).
+        self.accelerator = Accelerator(
+            mixed_precision=precision,
+            cpu=not torch.cuda.is_available(),
+            step_scheduler_with_optimizer=False,
+        )
         if self.model is None:
-            self.model, self.tokenizer = load_policy(cfg)
+            self.model = load_policy(cfg)
+            if self.tokenizer is None:
+                self.tokenizer = load_tokenizer(cfg)
         self.pad = pad_id(self.tokenizer) if self.tokenizer is not None else 0
         self.attention_ = set_attention(self.model, cfg.attention)
         if cfg.compile:
@@ -343,6 +357,12 @@ class DPOTrainer:
             )
             source = "reference"
         else:
+            if getattr(self, "_resumed", False):
+                # the policy has trained: it is no longer the reference
+                raise PrefkitError(
+                    "train dpo --resume: the checkpoint lacks reference log-probs and the cache "
+                    "misses; start again or pass --reference"
+                )
             ref_scorer, source = scorer, "policy"
         vals = groups_logps(
             ref_scorer,
@@ -366,6 +386,14 @@ class DPOTrainer:
             raise PrefkitError(f"loss {cfg.loss!r} reads ranked lists; the data gives pairs")
         if self.main.kind == "pairs" and train.listwise:
             raise PrefkitError(f"loss {cfg.loss!r} reads pairs; the data gives ranked lists")
+        if any(lo.reads_strength for lo in (self.main, *(m for m, _ in self.mixes))):
+            s = train.strength
+            if np.any((s < 0) | (s > 1) | np.isnan(s)):
+                raise PrefkitError(
+                    f"loss {cfg.loss!r} reads strength as a preference probability, but the "
+                    f"data's strength runs from {np.nanmin(s):g} to {np.nanmax(s):g} (tier gaps "
+                    "or rating margins?): use a loss that does not read it"
+                )
         acc = self.accelerator
         out = Path(cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -390,6 +418,10 @@ class DPOTrainer:
         self.evals_: list[dict[str, Any]] = []
         refs: dict[int, np.ndarray | None] = {}  # refresh_reference: per stage
         self.ref_source_: dict[str, str] = {}
+        old = ckpt.with_name(ckpt.name + ".old")
+        if cfg.resume and not ckpt.exists() and old.exists():
+            old.rename(ckpt)  # a save was interrupted between its two renames
+        self._resumed = False
         if cfg.resume and (ckpt / "state.json").exists():
             state = json.loads((ckpt / "state.json").read_text())
             changed = sorted(
@@ -405,6 +437,7 @@ class DPOTrainer:
                 )
             acc.load_state(str(ckpt))
             start = int(state["step"])
+            self._resumed = True
             self.history_ = [StepLog(**h) for h in state["history"]]
             self.evals_ = state["evals"]
             for f in ckpt.glob("ref-stage*.npy"):
@@ -422,7 +455,11 @@ class DPOTrainer:
         self._shared_ref = shared
         eval_ref = None
         if eval_groups is not None and len(eval_groups):
-            eval_ref, self.ref_source_["eval"] = self.reference_logps(eval_groups, scorer)
+            if start and (ckpt / "ref-eval.npy").exists():
+                eval_ref, self.ref_source_["eval"] = np.load(ckpt / "ref-eval.npy"), "checkpoint"
+            else:
+                eval_ref, self.ref_source_["eval"] = self.reference_logps(eval_groups, scorer)
+        self._eval_ref = eval_ref
         self.reference_seconds_ = time.perf_counter() - t_ref
         metrics_path = out / "metrics.jsonl"
         if start == 0 and metrics_path.exists():
@@ -439,7 +476,7 @@ class DPOTrainer:
             ref = refs[stage] if cfg.refresh_reference else shared
             prev_stage = stage
             t0 = time.perf_counter()
-            log = self._step(scorer, optim, sched, train, ref, rows[rank::world], len(rows), world)
+            log = self._step(scorer, optim, sched, train, ref, rows, rank, world)
             log.update(step=i + 1, stage=stage, epoch=epoch, seconds=time.perf_counter() - t0)
             entry = StepLog(**log)
             self.history_.append(entry)
@@ -493,12 +530,18 @@ class DPOTrainer:
         groups: Groups,
         ref: np.ndarray | None,
         rows: list[int],
-        n_global: int,
+        rank: int,
         world: int,
     ) -> dict[str, Any]:
         cfg, acc = self.config, self.accelerator
+        n_global = len(rows)
+        mine = rows[rank::world]
+        # A process with no rows in a short last batch still runs one forward/backward,
+        # weighted 0, so that DDP's gradient all-reduce sees every process.
+        weight = 1.0 if mine else 0.0
+        mine = mine or rows[:1]
         micro = cfg.micro
-        chunks = [rows[s : s + micro] for s in range(0, len(rows), micro)]
+        chunks = [mine[s : s + micro] for s in range(0, len(mine), micro)]
         # Running sums stay on the device: one host sync per step, at the end.
         stats = torch.zeros(3, dtype=torch.float64, device=acc.device)  # loss, correct, margin
         tokens = 0
@@ -509,10 +552,10 @@ class DPOTrainer:
                 [groups.completion_ids[i] for i in part],
                 self.pad,
             )
-            tokens += groups.select(part).n_tokens()
+            tokens += int(weight) * groups.select(part).n_tokens()
             bt = b.to(acc.device)
             last = j == len(chunks) - 1
-            ctx = acc.no_sync(scorer) if (world > 1 and not last) else _null()
+            ctx = acc.no_sync(scorer) if (world > 1 and not last) else nullcontext()
             with ctx, self._autocast():
                 logps = scorer(*bt.tensors()).float()
                 r = None
@@ -522,13 +565,13 @@ class DPOTrainer:
                     ).to(logps.device, non_blocking=True)
                 x = batch_inputs(logps, r, bt, groups, part, groups.listwise)
                 per = per_example_loss(x, self.main, self.params, self.mixes, cfg.loss_params)
-                loss = per.sum() * (world / n_global)
+                loss = per.sum() * (weight * world / n_global)
             acc.backward(loss)
-            stats[0] += per.detach().sum()
+            stats[0] += weight * per.detach().sum()
             if isinstance(x, PairInputs) and r is not None:
                 h = ((logps[:, 0] - r[:, 0]) - (logps[:, 1] - r[:, 1])).detach()
-                stats[1] += (h > 0).sum() + 0.5 * (h == 0).sum()
-                stats[2] += h.sum() * beta
+                stats[1] += weight * ((h > 0).sum() + 0.5 * (h == 0).sum())
+                stats[2] += weight * h.sum() * beta
         gn = None
         if cfg.max_grad_norm > 0:
             gn = acc.clip_grad_norm_(scorer.parameters(), cfg.max_grad_norm)
@@ -573,7 +616,10 @@ class DPOTrainer:
                 beta=beta,
             )
         else:
-            m = pair_metrics(pol, ref, groups.strength, beta=beta)
+            # strength from tier gaps or Likert margins is not a probability: read as 1
+            st = groups.strength
+            alpha = np.where((st >= 0) & (st <= 1), st, 1.0)
+            m = pair_metrics(pol, ref, alpha, beta=beta)
         m = {"step": step, "stage": stage, **m}
         if self.config.kl_samples and self.main.reference:
             m.update(self._kl(groups))
@@ -585,11 +631,13 @@ class DPOTrainer:
         from prefkit.training.dpo_eval import sampled_kl
 
         cfg = self.config
-        with quiet_transformers():
-            ref = AutoModelForCausalLM.from_pretrained(
-                cfg.reference or cfg.model, dtype=torch.float32
-            )
-        ref.to(self.accelerator.device).eval()
+        if getattr(self, "_kl_ref", None) is None:
+            with quiet_transformers():
+                self._kl_ref = AutoModelForCausalLM.from_pretrained(
+                    cfg.reference or cfg.model, dtype=torch.float32
+                )
+            self._kl_ref.to(self.accelerator.device).eval()
+        ref = self._kl_ref
         lm = self.accelerator.unwrap_model(self._scorer).lm
         prompts = list({tuple(p): None for p in groups.prompt_ids})[:64]
         res = sampled_kl(
@@ -602,7 +650,6 @@ class DPOTrainer:
             eos_token_id=getattr(self.tokenizer, "eos_token_id", None),
             pad_token_id=self.pad,
         )
-        del ref
         return {f"kl_{k}" if not k.startswith("kl") else k: v for k, v in res.items()}
 
     def _save_checkpoint(self, ckpt: Path, step: int, refs: dict[int, np.ndarray | None]) -> None:
@@ -616,8 +663,9 @@ class DPOTrainer:
             for st, arr in refs.items():
                 if arr is not None:
                     np.save(tmp / f"ref-stage{st}.npy", arr)
-            if self._shared_ref is not None:
-                np.save(tmp / "ref-shared.npy", self._shared_ref)
+            for name, arr in (("shared", self._shared_ref), ("eval", self._eval_ref)):
+                if arr is not None:
+                    np.save(tmp / f"ref-{name}.npy", arr)
             state = {
                 "step": step,
                 "history": [asdict(h) for h in self.history_],
@@ -625,9 +673,11 @@ class DPOTrainer:
                 "config": asdict(self.config),
             }
             (tmp / "state.json").write_text(json.dumps(state))
+            old = ckpt.with_name(ckpt.name + ".old")
             if ckpt.exists():
-                shutil.rmtree(ckpt)
+                ckpt.rename(old)  # a crash from here on leaves one complete checkpoint
             tmp.rename(ckpt)
+            shutil.rmtree(old, ignore_errors=True)
         acc.wait_for_everyone()
 
     def _write_metrics(self, path: Path) -> None:

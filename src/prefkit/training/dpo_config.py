@@ -131,7 +131,15 @@ class DPOConfig:
         for name in ("batch_size", "epochs", "max_prompt_length", "max_completion_length"):
             if getattr(self, name) < 1:
                 raise bad(name, "must be >= 1")
-        for name in ("micro_batch_size", "max_steps", "warmup_steps", "eval_every", "save_every"):
+        for name in (
+            "micro_batch_size",
+            "max_steps",
+            "warmup_steps",
+            "eval_every",
+            "save_every",
+            "kl_samples",
+            "lora_r",
+        ):
             if getattr(self, name) < 0:
                 raise bad(name, "must be >= 0")
         if self.micro_batch_size and self.batch_size % self.micro_batch_size:
@@ -164,6 +172,11 @@ class DPOConfig:
                 raise PrefkitError(f"--mixin {name}: {name!r} is a main loss, not a mix-in")
             if main.kind != "pairs":
                 raise PrefkitError(f"mix-ins apply to pair losses; {self.loss!r} reads lists")
+            if m.reference and not main.reference:
+                raise PrefkitError(
+                    f"--mixin {name} needs reference log-probs; the main loss {self.loss!r} "
+                    "is reference-free"
+                )
             mixes.append((m, float(w)))
         # Mix-ins read the loss parameters they declare (beta) from loss_params too.
         shared = {k: v for k, v in self.loss_params.items() if k in main.params}

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from prefkit.errors import PrefkitError
-from prefkit.training.dpo import DPOConfig, DPOTrainer, Progress, load_policy
+from prefkit.training.dpo import DPOConfig, DPOTrainer, Progress, load_policy, load_tokenizer
 from prefkit.training.dpo_data import Texts, list_texts, pair_texts, split_by_prompt
 from prefkit.training.groups import Groups
 from prefkit.training.tokenize import Preflight, resolve, tokenize
@@ -72,13 +72,11 @@ def run(
     source_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train, save ``output_dir/model`` and ``output_dir/metrics.json``; return the summary."""
-    from prefkit.losses.base import get
-
     if not config.model or not config.data:
         raise PrefkitError("train dpo: --model and --data are required (or set them in --config)")
-    loss = get(config.loss)
+    loss = config.objective()[0]  # bad loss names and parameters fail before any loading
     listwise = loss.kind == "lists"
-    model, tok = load_policy(config)
+    tok = load_tokenizer(config)
     ds = load_data(config.data, **(source_options or {}))
     # Prompts go to the tokenizer as chat messages when its template will render them.
     conversational = config.chat_template != "off" and bool(getattr(tok, "chat_template", None))
@@ -100,9 +98,9 @@ def run(
     eval_report = None
     if eval_texts is not None and len(eval_texts):
         eval_groups, eval_report, _ = to_groups(eval_texts, tok, config)
-    trainer = DPOTrainer(config, model=model, tokenizer=tok, progress=progress).fit(
-        train, eval_groups
-    )
+    model = load_policy(config)  # after the pre-flight: broken data fails fast
+    trainer = DPOTrainer(config, model=model, tokenizer=tok, progress=progress)
+    trainer.fit(train, eval_groups)
     path = trainer.save()
     hist = trainer.history_
     summary = {

@@ -5,10 +5,12 @@ completion ``y`` of a prompt ``x``. :func:`sequence_logps` computes it for a bat
 *groups* (one prompt, ``K`` completions: ``K = 2`` for a pair) with two savings, both
 exact (the tests compare each sequence with an unbatched, unpadded forward within 1e-5):
 
-* **Prefix sharing.** The prompt runs through the transformer once; its key/value cache
-  is repeated for the ``K`` completions, which then run as one batch attending to it.
-  Gradients flow through the cache into the prompt's forward. A pair costs
-  ``P + 2C`` token positions instead of ``2(P + C)``.
+* **Prefix sharing.** A group is laid out as one row, ``[prompt | completion 1 | ... |
+  completion K]`` (:class:`SharedLayout`): every completion attends to the prompt and to
+  its own earlier tokens only, and its positions restart after the prompt, so each sees
+  exactly what it would see alone. A pair costs ``P + 2C`` token positions instead of
+  ``2(P + C)``. The mask is not plain causal: SDPA reads it as a dense boolean mask,
+  eager attention as an additive one, FlexAttention as a block-sparse ``BlockMask``.
 * **Vocabulary-chunked log-probs.** Only completion positions are projected through the
   LM head, a slice of tokens at a time (:class:`ChunkedTokenLogps`): full-vocabulary
   logits are never held for the whole batch, in the forward or the backward pass
@@ -16,7 +18,7 @@ exact (the tests compare each sequence with an unbatched, unpadded forward withi
   arXiv:2410.10989; this is a plain-PyTorch version).
 
 Models whose LM head is not a plain linear layer, or that scale or soft-cap their logits,
-fall back to the model's own logits for the completion positions (still prefix-shared).
+go through the head in one piece with the model's scaling applied (still prefix-shared).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from prefkit.errors import PrefkitError
 
 LOGITS_BUDGET = 1 << 30  # bytes of fp32 logits held at once by the chunked LM head
 
@@ -192,17 +196,38 @@ class ChunkedTokenLogps(torch.autograd.Function):
         )
 
 
+def _text_config(model: Any) -> Any:
+    cfg = model.config
+    return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+
+
+def _logit_transform(model: Any) -> Any:
+    """The scaling some models apply to their LM head's output (None when plain), as
+    transformers applies it: Cohere multiplies by ``logit_scale``, Granite divides by
+    ``logits_scaling``, ``output_multiplier`` multiplies, Gemma 2 soft-caps."""
+    cfg = _text_config(model)
+    scale = 1.0
+    if getattr(cfg, "logit_scale", None) is not None:
+        scale *= float(cfg.logit_scale)
+    if getattr(cfg, "output_multiplier", None) is not None:
+        scale *= float(cfg.output_multiplier)
+    if getattr(cfg, "logits_scaling", None) is not None:
+        scale /= float(cfg.logits_scaling)
+    cap = getattr(cfg, "final_logit_softcapping", None)
+    if scale == 1.0 and not cap:
+        return None
+
+    def transform(logits: Tensor) -> Tensor:
+        logits = logits * scale
+        return torch.tanh(logits / cap) * cap if cap else logits
+
+    return transform
+
+
 def _plain_head(model: Any) -> nn.Linear | None:
     """The LM head when the chunked path computes exactly the model's logits, else None."""
     head = model.get_output_embeddings()
-    cfg = (
-        model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    )
-    scaled = any(
-        getattr(cfg, a, None) not in (None, 1.0)
-        for a in ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier")
-    )
-    if type(head) is nn.Linear and not scaled:
+    if type(head) is nn.Linear and _logit_transform(model) is None:
         return head
     return None
 
@@ -214,10 +239,9 @@ def token_logps(
     head = _plain_head(model)
     if head is None:
         logits = model.get_output_embeddings()(hidden).float()
-        cfg = model.config
-        cap = getattr(cfg, "final_logit_softcapping", None)
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
+        transform = _logit_transform(model)
+        if transform is not None:
+            logits = transform(logits)
         return torch.log_softmax(logits, -1).gather(1, target[:, None])[:, 0]
     chunk = max(1, budget // (4 * head.out_features))
     out: Tensor = ChunkedTokenLogps.apply(hidden, head.weight, head.bias, target, chunk)
@@ -314,8 +338,21 @@ def shared_layout(batch: GroupBatch, multiple: int = 1) -> SharedLayout:
     return SharedLayout(ids, pos, seg, source.clamp(0, n - 1))
 
 
-def _flex_ready(model: nn.Module) -> bool:
-    return getattr(model.config, "_attn_implementation", None) == "flex_attention"
+def shared_mask(model: Any, lay: SharedLayout) -> Any:
+    """The shared-prompt mask in the form the model's attention kernel reads."""
+    impl = getattr(model.config, "_attn_implementation", None) or "eager"
+    if impl == "flex_attention":
+        return lay.block_mask()
+    if impl == "sdpa":
+        return lay.dense_mask()
+    if impl == "eager":  # eager attention adds the mask to the scores
+        return torch.zeros(lay.dense_mask().shape, device=lay.segment.device).masked_fill_(
+            ~lay.dense_mask(), torch.finfo(torch.float32).min
+        )
+    raise PrefkitError(
+        f"sharing the prompt needs sdpa, eager or flex attention; the model uses {impl!r}: "
+        "pass --attention sdpa, or --no-share-prompt"
+    )
 
 
 def sequence_logps(
@@ -324,16 +361,16 @@ def sequence_logps(
     """Summed completion log-probs, ``(B, K)`` float32 (0 for empty completions).
 
     ``share_prompt=False`` runs each prompt + completion as its own row (the naive
-    path, kept for models whose cache cannot be repeated and for the tests).
+    path, for attention kernels that take no custom mask and for the tests).
     """
     body = backbone(model)
     pid, pm, cid, cm = batch.tensors()
     b, k, c = cid.shape
     p = pid.shape[1]
     if share_prompt:
-        flex = _flex_ready(model)
+        flex = getattr(model.config, "_attn_implementation", None) == "flex_attention"
         lay = shared_layout(batch, multiple=128 if flex else 1)
-        mask = lay.block_mask() if flex else lay.dense_mask()
+        mask = shared_mask(model, lay)
         hid = body(
             input_ids=lay.input_ids,
             attention_mask=mask,
