@@ -146,16 +146,23 @@ class Pairs:
 
 
 def make_pairs(n: int, prompt_len: int, completion_len: int, vocab: int, seed: int) -> Pairs:
-    """Random ids in ``[2, vocab)`` (never pad 0 or eos 1); completions end with eos."""
-    rng = np.random.default_rng(seed)
+    """Random ids (never pad 0 or eos 1); completions end with eos.
 
-    def completions() -> np.ndarray:
-        ids = rng.integers(2, vocab, size=(n, completion_len), dtype=np.int64)
+    A planted preference gives the loss something to learn, so that the loss curves of
+    the methods can be compared while they move: chosen completions draw their tokens
+    from the lower half of the vocabulary, rejected ones from the upper half (the token
+    values do not change the cost of a step).
+    """
+    rng = np.random.default_rng(seed)
+    mid = max(3, vocab // 2)
+
+    def completions(lo: int, hi: int) -> np.ndarray:
+        ids = rng.integers(lo, hi, size=(n, completion_len), dtype=np.int64)
         ids[:, -1] = EOS_ID
         return ids
 
     prompt = rng.integers(2, vocab, size=(n, prompt_len), dtype=np.int64)
-    return Pairs(prompt, completions(), completions())
+    return Pairs(prompt, completions(2, mid), completions(mid, vocab))
 
 
 def make_tokenizer(vocab: int) -> Any:
