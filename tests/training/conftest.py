@@ -11,34 +11,14 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from prefkit.training.dpo_config import DPOConfig
 from prefkit.training.groups import Groups
 from prefkit.training.tiny import tiny_checkpoint
+from tinylm import tiny_lm
 
 VOCAB = 64
 LOG2 = math.log(2.0)
-
-
-def tiny_lm(seed: int = 0, vocab: int = VOCAB) -> LlamaForCausalLM:
-    """A 2-layer, 32-wide Llama with random weights (seeded; global RNG untouched)."""
-    cfg = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
-        tie_word_embeddings=False,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(cfg)
-    return model
 
 
 def toy_pairs(

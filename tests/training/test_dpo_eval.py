@@ -9,10 +9,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from prefkit.errors import PrefkitError
 from prefkit.training.dpo_eval import list_metrics, pair_metrics, sample_completions, sampled_kl
+from tinylm import tiny_lm
 
 # --- pair_metrics ---------------------------------------------------------------------------
 # Rows: policy [chosen, rejected], ref [chosen, rejected], strength α. β = 0.5.
@@ -125,28 +126,6 @@ def test_list_metrics_reference_free_and_errors() -> None:
 VOCAB = 12
 
 
-def tiny_lm(seed: int, head_std: float = 0.3) -> LlamaForCausalLM:
-    """A random 2-layer Llama whose LM head is scaled up so its distributions are far
-    from uniform (a default init gives near-uniform next-token probabilities)."""
-    cfg = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
-        tie_word_embeddings=False,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(cfg)
-        torch.nn.init.normal_(model.lm_head.weight, std=head_std)
-    return model.eval()
-
-
 def exact_two_token_kl(policy: LlamaForCausalLM, ref: LlamaForCausalLM, prompt: list[int]) -> float:
     """KL(π‖π_ref) over all VOCAB² two-token continuations, by full enumeration."""
 
@@ -164,7 +143,7 @@ def exact_two_token_kl(policy: LlamaForCausalLM, ref: LlamaForCausalLM, prompt: 
 
 @pytest.fixture(scope="module")
 def models() -> tuple[LlamaForCausalLM, LlamaForCausalLM]:
-    return tiny_lm(0), tiny_lm(1)
+    return tiny_lm(0, VOCAB, 0.3), tiny_lm(1, VOCAB, 0.3)
 
 
 def test_sampled_kl_matches_exact_enumeration(

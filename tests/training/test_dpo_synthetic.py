@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from prefkit.errors import PrefkitError
 from prefkit.training.synthetic import (
@@ -17,28 +17,13 @@ from prefkit.training.synthetic import (
     make_pairs,
     mean_true_reward,
 )
+from tinylm import tiny_lm
 
 VOCAB = 64
 
 
-def tiny_lm(seed: int = 0) -> LlamaForCausalLM:
-    cfg = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
-        tie_word_embeddings=False,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(cfg)
-        nn.init.normal_(model.lm_head.weight, std=0.3)  # far from uniform
-    return model.eval()
+def lm() -> LlamaForCausalLM:
+    return tiny_lm(0, VOCAB, head_std=0.3)  # far from uniform
 
 
 def head_with_bias(model: LlamaForCausalLM, bias: torch.Tensor) -> LlamaForCausalLM:
@@ -83,7 +68,7 @@ def task() -> KnownRewardTask:
 
 
 def test_make_pairs_noiseless_labels_follow_the_true_reward(task: KnownRewardTask) -> None:
-    g = make_pairs(task, tiny_lm(), PROMPTS, per_prompt=6, max_new_tokens=8, tau=0.0, seed=2)
+    g = make_pairs(task, lm(), PROMPTS, per_prompt=6, max_new_tokens=8, tau=0.0, seed=2)
     assert len(g) > 0 and not g.listwise
     for pid, prompt, (c, r), s in zip(
         g.ids, g.prompt_ids, g.completion_ids, g.strength, strict=True
@@ -99,7 +84,7 @@ def test_make_pairs_noiseless_labels_follow_the_true_reward(task: KnownRewardTas
 
 def test_make_pairs_bradley_terry_draws_are_calibrated(task: KnownRewardTask) -> None:
     tau = 0.1
-    g = make_pairs(task, tiny_lm(), PROMPTS * 5, per_prompt=8, max_new_tokens=12, tau=tau)
+    g = make_pairs(task, lm(), PROMPTS * 5, per_prompt=8, max_new_tokens=12, tau=tau)
     diff = np.array([task.reward(c) - task.reward(r) for c, r in g.completion_ids])
     assert np.all(diff != 0)  # equal-reward pairs dropped
     # strength is the BT probability of the drawn winner, recomputed independently
@@ -114,14 +99,14 @@ def test_make_pairs_bradley_terry_draws_are_calibrated(task: KnownRewardTask) ->
     assert len(diff) > 300 and 0.55 < p_better.mean() < 0.95  # labels are genuinely noisy
     assert abs(np.mean(diff > 0) - p_better.mean()) < 4 * se
     # same seed -> same data
-    again = make_pairs(task, tiny_lm(), PROMPTS * 5, per_prompt=8, max_new_tokens=12, tau=tau)
+    again = make_pairs(task, lm(), PROMPTS * 5, per_prompt=8, max_new_tokens=12, tau=tau)
     assert again.ids == g.ids and again.fingerprint() == g.fingerprint()
 
 
 def test_make_pairs_errors(task: KnownRewardTask) -> None:
     with pytest.raises(PrefkitError, match="per_prompt"):
-        make_pairs(task, tiny_lm(), PROMPTS, per_prompt=1)
-    flat = head_with_bias(tiny_lm(), torch.zeros(VOCAB))
+        make_pairs(task, lm(), PROMPTS, per_prompt=1)
+    flat = head_with_bias(lm(), torch.zeros(VOCAB))
     one = KnownRewardTask(VOCAB, good_fraction=1.0)  # every completion has reward 1
     with pytest.raises(PrefkitError, match="no pairs"):
         make_pairs(one, flat, PROMPTS, per_prompt=3, max_new_tokens=4)
@@ -132,8 +117,8 @@ def test_mean_true_reward_of_a_biased_head(task: KnownRewardTask) -> None:
     good = torch.zeros(VOCAB, dtype=torch.bool)
     good[sorted(task.good)] = True
     k, c, n_tok = int(good.sum()), 2.0, 12
-    neutral = head_with_bias(tiny_lm(), torch.zeros(VOCAB))
-    biased = head_with_bias(tiny_lm(), c * good.float())
+    neutral = head_with_bias(lm(), torch.zeros(VOCAB))
+    biased = head_with_bias(lm(), c * good.float())
     # Golden: with zero weights the tokens are i.i.d. softmax(bias), so the expected reward
     # (share of good tokens; no special ids) is the good set's probability mass.
     p_neutral = k / VOCAB

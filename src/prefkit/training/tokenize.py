@@ -295,6 +295,13 @@ def tokenize(
     encode = _encode_chat if chat else _encode_plain
     p_text, j_text, p_ids, j_ids, c_ids = encode(tokenizer, prompts, flat, owner)
     mismatch = [j[: len(p_ids[r])] != p_ids[r] for r, j in zip(owner, j_ids, strict=True)]
+    if not chat:
+        # plain text: the completion tokenized alone must also be the joint text's suffix
+        # (a SentencePiece prefix space or a merge across the boundary breaks this)
+        mismatch = [
+            m or j[len(p_ids[r]) :] != c[:-1]
+            for m, r, j, c in zip(mismatch, owner, j_ids, c_ids, strict=True)
+        ]
     # Boundary repair: the prompt as tokenized alone, the completion as the joint text after
     # the prompt's text, tokenized. Impossible when the prompt's text is not a prefix.
     # (Plain text completions are already tokenized alone: nothing to change.)
