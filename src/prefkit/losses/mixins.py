@@ -12,10 +12,11 @@ from torch import Tensor
 
 from prefkit.losses.base import Loss, PairInputs, register
 from prefkit.losses.dpo import BETA, logratios
+from prefkit.losses.reference_free import avg_logps
 
 
 def nll(x: PairInputs) -> Tensor:
-    return -x.chosen_logps / x.chosen_len.clamp(min=1)
+    return -avg_logps(x)[0]
 
 
 def selm(x: PairInputs, *, beta: float) -> Tensor:
