@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
+
+from prefkit.training.tiny import tiny_model
 
 
 def tiny_lm(seed: int = 0, vocab: int = 64, head_std: float | None = None) -> LlamaForCausalLM:
@@ -13,21 +15,12 @@ def tiny_lm(seed: int = 0, vocab: int = 64, head_std: float | None = None) -> Ll
     uniform (a default init gives near-uniform probabilities); such a model is returned
     in eval mode.
     """
-    cfg = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
-        tie_word_embeddings=False,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(cfg)
-        if head_std is not None:
+    model = tiny_model(
+        vocab_size=vocab, hidden_size=32, heads=2, kv_heads=2, seed=seed,
+        bos_token_id=None, eos_token_id=None, pad_token_id=None,
+    )  # fmt: skip
+    if head_std is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
             torch.nn.init.normal_(model.lm_head.weight, std=head_std)
     return model.eval() if head_std is not None else model

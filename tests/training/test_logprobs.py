@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from prefkit.training.logprobs import ChunkedTokenLogps, collate, sequence_logps
+from prefkit.training.tiny import tiny_model
 
 V = 97
 TOL = 1e-5
 
 
 def tiny(arch: str) -> torch.nn.Module:
-    torch.manual_seed(0)
-    kw = dict(
-        vocab_size=V,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-    )
-    if arch == "qwen2":
-        return Qwen2ForCausalLM(Qwen2Config(tie_word_embeddings=True, **kw)).eval()
-    return LlamaForCausalLM(LlamaConfig(**kw)).eval()
+    # Qwen2 with tied embeddings: the LM head's gradient also reaches the input embedding
+    return tiny_model(
+        arch, vocab_size=V, hidden_size=32, tie_word_embeddings=arch == "qwen2"
+    ).eval()
 
 
 def groups() -> tuple[list[list[int]], list[list[list[int]]]]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
 from prefkit.errors import PrefkitError
@@ -186,25 +185,18 @@ def known_reward_experiment(
     """
     import tempfile
 
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from prefkit.training.dpo import DPOTrainer
     from prefkit.training.dpo_config import DPOConfig
+    from prefkit.training.tiny import tiny_model
 
-    torch.manual_seed(seed)
     bos, eos, pad = 1, 2, 0
-    model = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=vocab_size,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            bos_token_id=bos,
-            eos_token_id=eos,
-            pad_token_id=pad,
-        )
+    model = tiny_model(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        seed=seed,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=pad,
     )
     task = KnownRewardTask(vocab_size, good_fraction=0.5, seed=seed, special_ids=(pad, bos, eos))
     rng = np.random.default_rng(seed)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prefkit.errors import PrefkitError
 from prefkit.models.finetune import quiet_transformers
@@ -112,6 +112,48 @@ def _tokenizer(
     return fast
 
 
+def tiny_model(
+    arch: str = "llama",
+    *,
+    vocab_size: int,
+    hidden_size: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    seed: int = 0,
+    tie_word_embeddings: bool = False,
+    **special_ids: int | None,
+) -> Any:
+    """A randomly initialised Llama or Qwen2 causal LM (MLP width ``2 * hidden_size``),
+    seeded without touching the global RNG. ``special_ids``: ``bos_token_id`` etc."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    if arch not in ARCHS:
+        raise PrefkitError(f"tiny model: unknown arch {arch!r}; choose one of {ARCHS}")
+    if hidden_size % heads or heads % kv_heads:
+        raise PrefkitError(
+            f"tiny model: hidden_size ({hidden_size}) must divide by heads ({heads}) "
+            f"and heads by kv_heads ({kv_heads})"
+        )
+    sizes: dict[str, Any] = dict(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=4096,
+        tie_word_embeddings=tie_word_embeddings,
+        **special_ids,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if arch == "llama":
+            return LlamaForCausalLM(LlamaConfig(**sizes))
+        return Qwen2ForCausalLM(Qwen2Config(**sizes))
+
+
 def tiny_checkpoint(
     path: str | Path,
     texts: Sequence[str] | None = None,
@@ -148,45 +190,22 @@ def tiny_checkpoint(
     Path
         ``path``, ready for ``from_pretrained``.
     """
-    import torch
-    from transformers import (
-        LlamaConfig,
-        LlamaForCausalLM,
-        PreTrainedModel,
-        Qwen2Config,
-        Qwen2ForCausalLM,
-    )
-
-    if arch not in ARCHS:
-        raise PrefkitError(f"tiny_checkpoint: unknown arch {arch!r}; choose one of {ARCHS}")
-    if hidden_size % heads or heads % kv_heads:
-        raise PrefkitError(
-            f"tiny_checkpoint: hidden_size ({hidden_size}) must divide by heads ({heads}) "
-            f"and heads by kv_heads ({kv_heads})"
-        )
     out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
     tok = _tokenizer(SAMPLE_TEXT if texts is None else texts, vocab_size, chat_template, arch)
-    tok.save_pretrained(out)
-    sizes = dict(
+    model = tiny_model(
+        arch,
         vocab_size=len(tok),
         hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        max_position_embeddings=4096,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        seed=seed,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=False,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if arch == "llama":
-            model: PreTrainedModel = LlamaForCausalLM(LlamaConfig(**sizes))
-        else:
-            model = Qwen2ForCausalLM(Qwen2Config(**sizes))
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(out)
     with quiet_transformers():
         model.save_pretrained(out, safe_serialization=True)
     return out
