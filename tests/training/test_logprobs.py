@@ -68,8 +68,13 @@ def test_values_and_gradients_match_unbatched_forward(arch: str, share: bool) ->
 
 def test_missing_list_items_score_zero() -> None:
     prompts, completions = groups()
-    got = sequence_logps(tiny("llama"), collate(prompts, completions, pad_id=0))
+    batch = collate(prompts, completions, pad_id=0)
+    got = sequence_logps(tiny("llama"), batch)
     assert got.shape == (4, 3)
+    # the TRL token count: each prompt once per completion it really has
+    comp = sum(len(c) for cs in completions for c in cs)
+    assert batch.tokens(shared=False) == 5 * 2 + 9 * 2 + 3 * 3 + 1 * 2 + comp
+    assert batch.tokens(shared=True) == 5 + 9 + 3 + 1 + comp
     assert got[0, 2] == 0 and got[2, 2] != 0
 
 

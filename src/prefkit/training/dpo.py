@@ -552,7 +552,7 @@ class DPOTrainer:
                 [groups.completion_ids[i] for i in part],
                 self.pad,
             )
-            tokens += int(weight) * groups.select(part).n_tokens()
+            tokens += int(weight) * b.tokens(shared=False)
             bt = b.to(acc.device)
             last = j == len(chunks) - 1
             ctx = acc.no_sync(scorer) if (world > 1 and not last) else nullcontext()

@@ -88,10 +88,3 @@ class Groups:
                 h.update(b";")
             h.update(b"\n")
         return h.hexdigest()
-
-    def n_tokens(self) -> int:
-        """Prompt tokens once per completion plus completion tokens (the TRL count)."""
-        return sum(
-            len(p) * len(cs) + sum(len(c) for c in cs)
-            for p, cs in zip(self.prompt_ids, self.completion_ids, strict=True)
-        )

@@ -61,9 +61,11 @@ class GroupBatch:
         return self.completion_mask.sum(-1)
 
     def tokens(self, *, shared: bool = True) -> int:
-        """Real token positions one forward reads (prompt once when ``shared``)."""
-        k = 1 if shared else self.completion_ids.shape[1]
-        return int(self.prompt_mask.sum()) * k + int(self.completion_mask.sum())
+        """Real token positions: the prompt once per group when ``shared``, else once per
+        (non-empty) completion, as TRL counts them; plus every completion token."""
+        present = (self.completion_mask.sum(-1) > 0).sum(-1)
+        prompts = self.prompt_mask.sum(-1) * (1 if shared else present)
+        return int(prompts.sum()) + int(self.completion_mask.sum())
 
 
 def collate(
