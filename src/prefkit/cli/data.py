@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import typing
 from typing import Any
 
 import click
@@ -16,14 +18,54 @@ from prefkit.views import ANNOTATORS, PAIR_STRATEGIES, TIES
 FORMAT_NAMES = sorted(REGISTRY)
 
 
-def _mapping(values: tuple[str, ...]) -> dict[str, str]:
+def _mapping(values: tuple[str, ...], flag: str = "--map") -> dict[str, str]:
+    """Repeated ``KEY=VALUE`` options as a dict (``flag`` names the option in errors)."""
     out = {}
     for item in values:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise PrefkitError(f"--map {item!r}: expected KEY=VALUE")
+        if not sep or not key.strip():
+            raise PrefkitError(f"{flag} takes KEY=VALUE, got {item!r}")
         out[key.strip()] = value
     return out
+
+
+def dataclass_option(f: dataclasses.Field[Any], hint: Any, *, layered: bool = False) -> Any:
+    """A click option for one dataclass field: ``--field-name``, help and choices from the
+    field's metadata, ``--x/--no-x`` for booleans, comma-separated tuples.
+
+    ``layered``: the option defaults to None, so that an unset flag leaves the value to a
+    config file or the dataclass default (``prefkit train dpo --config``).
+    """
+    name = "--" + f.name.replace("_", "-")
+    help_text = f.metadata.get("help", "")
+    if layered:
+        default: Any = None
+    else:
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
+    show = not layered and default is not None
+    origin = typing.get_origin(hint)
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if f.metadata.get("choices"):
+        choice = click.Choice(list(f.metadata["choices"]))
+        return click.option(
+            name, f.name, type=choice, default=default, help=help_text, show_default=show
+        )
+    if hint is bool:
+        flags = f"{name}/--no-{name[2:]}"
+        return click.option(flags, f.name, default=default, help=help_text, show_default=show)
+    if origin is tuple:
+        text = ",".join(str(x) for x in default) if default else ""
+        return click.option(
+            name,
+            f.name,
+            default=text,
+            show_default=bool(text),
+            metavar="A,B,...",
+            help=f"{help_text} (comma-separated)",
+        )
+    base = args[0] if args else hint
+    base = base if base in (int, float, str) else str
+    return click.option(name, f.name, type=base, default=default, help=help_text, show_default=show)
 
 
 def _source_options(f: Any) -> Any:

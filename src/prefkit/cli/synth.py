@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from prefkit.cli.data import dataclass_option
 from prefkit.synth import SynthConfig, simulate
 
 
@@ -19,43 +20,6 @@ def _parse_tuple(kind: type) -> Any:
         return tuple(kind(v.strip()) for v in value.split(","))
 
     return parse
-
-
-def _option(f: dataclasses.Field[Any], hints: dict[str, Any]) -> Any:
-    name = "--" + f.name.replace("_", "-")
-    help_text = f.metadata.get("help", "")
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
-    hint = hints[f.name]
-    origin = typing.get_origin(hint)
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if f.metadata.get("choices"):
-        return click.option(
-            name,
-            f.name,
-            type=click.Choice(list(f.metadata["choices"])),
-            default=default,
-            show_default=True,
-            help=help_text,
-        )
-    if hint is bool:
-        return click.option(
-            f"{name}/--no-{name[2:]}", f.name, default=default, show_default=True, help=help_text
-        )
-    if origin is tuple:
-        shown = ",".join(str(x) for x in default) if default else ""
-        return click.option(
-            name,
-            f.name,
-            default=shown,
-            show_default=bool(shown),
-            metavar="A,B,...",
-            help=f"{help_text} (comma-separated)",
-        )
-    base = args[0] if args else hint
-    base = base if base in (int, float, str) else str
-    return click.option(
-        name, f.name, type=base, default=default, show_default=default is not None, help=help_text
-    )
 
 
 def _build() -> click.Command:
@@ -85,7 +49,7 @@ def _build() -> click.Command:
         click.echo(f"wrote {output}: {counts}")
 
     for f in reversed(fields):
-        synth = _option(f, hints)(synth)
+        synth = dataclass_option(f, hints[f.name])(synth)
     return click.command("synth")(synth)
 
 

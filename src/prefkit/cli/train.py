@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from prefkit.cli.data import _emit_json, _mapping, _source_options
+from prefkit.cli.data import _emit_json, _mapping, _source_options, dataclass_option
 from prefkit.errors import PrefkitError
 from prefkit.training.dpo_config import DPOConfig
 
@@ -36,34 +36,28 @@ def _fields() -> list[tuple[dataclasses.Field[Any], Any]]:
 
 def _config_options(f: Any) -> Any:
     """One click option per config field (unset flags are None: the file/defaults apply)."""
-    for fld, typ in reversed(_fields()):
-        flag = "--" + fld.name.replace("_", "-")
-        help_ = fld.metadata.get("help", "")
-        if typ is dict:
-            f = click.option(
+    hints = typing.get_type_hints(DPOConfig)
+    for fld in reversed(dataclasses.fields(DPOConfig)):
+        if fld.name in DICT_FLAGS:
+            help_ = fld.metadata.get("help", "")
+            opt = click.option(
                 DICT_FLAGS[fld.name], fld.name, multiple=True, metavar="KEY=VALUE", help=help_
-            )(f)
-        elif typ is bool:
-            f = click.option(f"{flag}/--no-{flag[2:]}", fld.name, default=None, help=help_)(f)
-        elif "choices" in fld.metadata:
-            f = click.option(
-                flag, fld.name, type=click.Choice(fld.metadata["choices"]), default=None, help=help_
-            )(f)
+            )
         else:
-            f = click.option(flag, fld.name, type=typ, default=None, help=help_)(f)
+            opt = dataclass_option(fld, hints[fld.name], layered=True)
+        f = opt(f)
     return f
 
 
 def _pairs(name: str, items: tuple[str, ...]) -> dict[str, float]:
     out = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise PrefkitError(f"{DICT_FLAGS[name]} takes KEY=VALUE, got {item!r}")
+    for key, value in _mapping(items, DICT_FLAGS[name]).items():
         try:
-            out[key.strip()] = float(value)
+            out[key] = float(value)
         except ValueError:
-            raise PrefkitError(f"{DICT_FLAGS[name]} {item!r}: the value must be a number") from None
+            raise PrefkitError(
+                f"{DICT_FLAGS[name]} {key}={value}: the value must be a number"
+            ) from None
     return out
 
 
@@ -243,9 +237,10 @@ def losses_cmd(as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from prefkit.losses.doc import kind_text, params_text
+
     t = Table("loss", "reads", "reference", "parameters", "paper")
     for n, l_ in losses.items():
-        kind = l_.kind + (" (mix-in)" if l_.mixin else "")
-        params = ", ".join(f"{k}={p.default:g}" for k, p in l_.params.items())
-        t.add_row(n, kind, "yes" if l_.reference else "no", params, l_.paper)
+        ref = "yes" if l_.reference else "no"
+        t.add_row(n, kind_text(l_), ref, params_text(l_), l_.paper)
     Console().print(t)

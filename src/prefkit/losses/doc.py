@@ -13,7 +13,7 @@ from prefkit.losses.base import Loss, all_losses
 _TRL_NAMES = {"cpo:simpo": "CPOTrainer `simpo`", "orpo": "ORPOTrainer"}
 
 
-def _params(loss: Loss) -> str:
+def params_text(loss: Loss) -> str:
     if not loss.params:
         return "—"
     return ", ".join(
@@ -28,7 +28,7 @@ def _trl(loss: Loss) -> str:
     return _TRL_NAMES.get(loss.trl, f"DPOTrainer `{loss.trl}`")
 
 
-def _kind(loss: Loss) -> str:
+def kind_text(loss: Loss) -> str:
     return loss.kind + (" (mixin)" if loss.mixin else "")
 
 
@@ -39,8 +39,8 @@ def losses_table_markdown() -> str:
         "|---|---|---|---|---|---|",
     ]
     rows = [
-        f"| `{loss.name}` | {_kind(loss)} | {'yes' if loss.reference else 'no'} "
-        f"| {_params(loss)} | {loss.paper.replace('|', '/')} | {_trl(loss)} |"
+        f"| `{loss.name}` | {kind_text(loss)} | {'yes' if loss.reference else 'no'} "
+        f"| {params_text(loss)} | {loss.paper.replace('|', '/')} | {_trl(loss)} |"
         for loss in all_losses().values()
     ]
     return "\n".join(head + rows) + "\n"

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from prefkit.errors import PrefkitError
 from prefkit.losses.base import ListInputs, Loss, PairInputs
+from prefkit.losses.dpo import margin
 from prefkit.models.finetune import quiet_transformers
 from prefkit.training.dpo_config import DPOConfig
 from prefkit.training.groups import Groups
@@ -49,6 +50,7 @@ from prefkit.training.logprobs import (
     backbone,
     base_model,
     collate,
+    eval_mode,
     sequence_logps,
 )
 from prefkit.training.refcache import RefCache, model_identity
@@ -92,16 +94,21 @@ def load_tokenizer(config: DPOConfig) -> Any:
         ) from None
 
 
-def load_policy(config: DPOConfig) -> Any:
-    """The policy, with LoRA adapters when ``lora_r`` (seeded)."""
+def load_lm(name: str) -> Any:
+    """A causal LM in fp32 (a local path or hub id); a clear error when it cannot load."""
     from transformers import AutoModelForCausalLM
 
-    torch.manual_seed(config.seed)
     try:
         with quiet_transformers():
-            model: Any = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+            return AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
     except OSError as e:
-        raise PrefkitError(f"train dpo: cannot load model {config.model!r}: {e}") from None
+        raise PrefkitError(f"train dpo: cannot load model {name!r}: {e}") from None
+
+
+def load_policy(config: DPOConfig) -> Any:
+    """The policy, with LoRA adapters when ``lora_r`` (seeded)."""
+    torch.manual_seed(config.seed)
+    model = load_lm(config.model)
     if config.lora_r:
         from peft import LoraConfig, get_peft_model
 
@@ -174,9 +181,7 @@ def groups_logps(
     """Summed log-probs ``(N, K)`` of every completion (NaN where a list has fewer)."""
     k = max(len(c) for c in groups.completion_ids) if len(groups) else 2
     out = np.full((len(groups), k), np.nan)
-    was = scorer.training
-    scorer.eval()
-    try:
+    with eval_mode(scorer):
         for s in range(0, len(groups), batch_size):
             sl = range(s, min(s + batch_size, len(groups)))
             b = collate(
@@ -187,8 +192,6 @@ def groups_logps(
             kk = lp.shape[1]
             mask = b.completion_mask.sum(-1).numpy() > 0
             out[s : s + len(sl), :kk] = np.where(mask, lp, np.nan)
-    finally:
-        scorer.train(was)
     return out
 
 
@@ -227,15 +230,12 @@ def per_example_loss(
     x: PairInputs | ListInputs,
     main: Loss,
     params: dict[str, float],
-    mixes: list[tuple[Loss, float]],
-    loss_params: dict[str, float],
+    mixes: list[tuple[Loss, float, dict[str, float]]],
 ) -> Tensor:
-    """The main loss plus the weighted mix-ins; a mix-in reads the main loss's value of a
-    parameter they share (beta), unless ``loss_params`` sets it."""
+    """The main loss plus the weighted mix-ins (see :meth:`DPOConfig.objective`)."""
     out = main.fn(x, **params)
-    for m, w in mixes:
-        given = {**params, **loss_params}
-        out = out + w * m.fn(x, **m.resolve({k: v for k, v in given.items() if k in m.params}))
+    for m, w, mp in mixes:
+        out = out + w * m.fn(x, **mp)
     return out
 
 
@@ -348,10 +348,8 @@ class DPOTrainer:
             if hit is not None:
                 return hit, "cache"
         if cfg.reference:
-            from transformers import AutoModelForCausalLM
-
-            with quiet_transformers():
-                ref = AutoModelForCausalLM.from_pretrained(cfg.reference, dtype=torch.float32)
+            ref = load_lm(cfg.reference)
+            set_attention(ref, cfg.attention)
             ref_scorer: nn.Module = PolicyScorer(ref, share_prompt=cfg.share_prompt).to(
                 self.accelerator.device
             )
@@ -364,14 +362,7 @@ class DPOTrainer:
                     "misses; start again or pass --reference"
                 )
             ref_scorer, source = scorer, "policy"
-        vals = groups_logps(
-            ref_scorer,
-            groups,
-            batch_size=cfg.micro,
-            pad=self.pad,
-            device=self.accelerator.device,
-            autocast=self._autocast,
-        )
+        vals = self._logps(groups, ref_scorer)
         if cache is not None and self.accelerator.is_main_process:
             cache.put(key, vals)
         return vals, source
@@ -386,7 +377,7 @@ class DPOTrainer:
             raise PrefkitError(f"loss {cfg.loss!r} reads ranked lists; the data gives pairs")
         if self.main.kind == "pairs" and train.listwise:
             raise PrefkitError(f"loss {cfg.loss!r} reads pairs; the data gives ranked lists")
-        if any(lo.reads_strength for lo in (self.main, *(m for m, _ in self.mixes))):
+        if any(lo.reads_strength for lo in (self.main, *(m for m, _, _ in self.mixes))):
             s = train.strength
             if np.any((s < 0) | (s > 1) | np.isnan(s)):
                 raise PrefkitError(
@@ -505,14 +496,15 @@ class DPOTrainer:
         if first:
             vals, self.ref_source_["train"] = self.reference_logps(sub, scorer)
         else:
-            vals = self._policy_logps(sub, scorer)
+            vals = self._logps(sub, scorer)
         if vals is None:
             return None
         full = np.full((len(train), vals.shape[1]), np.nan)
         full[rows] = vals
         return full
 
-    def _policy_logps(self, groups: Groups, scorer: nn.Module) -> np.ndarray:
+    def _logps(self, groups: Groups, scorer: nn.Module) -> np.ndarray:
+        """Summed log-probs of ``groups`` under ``scorer`` (eval mode, no gradient)."""
         return groups_logps(
             scorer,
             groups,
@@ -564,12 +556,12 @@ class DPOTrainer:
                         np.nan_to_num(ref[part][:, : logps.shape[1]]), dtype=logps.dtype
                     ).to(logps.device, non_blocking=True)
                 x = batch_inputs(logps, r, bt, groups, part, groups.listwise)
-                per = per_example_loss(x, self.main, self.params, self.mixes, cfg.loss_params)
+                per = per_example_loss(x, self.main, self.params, self.mixes)
                 loss = per.sum() * (weight * world / n_global)
             acc.backward(loss)
             stats[0] += weight * per.detach().sum()
             if isinstance(x, PairInputs) and r is not None:
-                h = ((logps[:, 0] - r[:, 0]) - (logps[:, 1] - r[:, 1])).detach()
+                h = margin(x).detach()
                 stats[1] += weight * ((h > 0).sum() + 0.5 * (h == 0).sum())
                 stats[2] += weight * h.sum() * beta
         gn = None
@@ -599,7 +591,7 @@ class DPOTrainer:
             return
         from prefkit.training.dpo_eval import list_metrics, pair_metrics
 
-        pol = self._policy_logps(groups, self._scorer)
+        pol = self._logps(groups, self._scorer)
         beta = self.params.get("beta", 1.0)
         if groups.listwise:
             assert groups.scores is not None
@@ -626,16 +618,11 @@ class DPOTrainer:
         self.evals_.append(m)
 
     def _kl(self, groups: Groups) -> dict[str, float]:
-        from transformers import AutoModelForCausalLM
-
         from prefkit.training.dpo_eval import sampled_kl
 
         cfg = self.config
         if getattr(self, "_kl_ref", None) is None:
-            with quiet_transformers():
-                self._kl_ref = AutoModelForCausalLM.from_pretrained(
-                    cfg.reference or cfg.model, dtype=torch.float32
-                )
+            self._kl_ref = load_lm(cfg.reference or cfg.model)
             self._kl_ref.to(self.accelerator.device).eval()
         ref = self._kl_ref
         lm = self.accelerator.unwrap_model(self._scorer).lm

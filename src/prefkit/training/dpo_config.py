@@ -158,8 +158,11 @@ class DPOConfig:
     def micro(self) -> int:
         return self.micro_batch_size or self.batch_size
 
-    def objective(self) -> tuple[Loss, dict[str, float], list[tuple[Loss, float]]]:
-        """The main loss with its parameters, and the weighted mix-ins."""
+    def objective(
+        self,
+    ) -> tuple[Loss, dict[str, float], list[tuple[Loss, float, dict[str, float]]]]:
+        """The main loss with its parameters, and the mix-ins with weight and parameters
+        (resolved once, here)."""
         from prefkit.losses.base import get
 
         main = get(self.loss)
@@ -177,14 +180,20 @@ class DPOConfig:
                     f"--mixin {name} needs reference log-probs; the main loss {self.loss!r} "
                     "is reference-free"
                 )
-            mixes.append((m, float(w)))
-        # Mix-ins read the loss parameters they declare (beta) from loss_params too.
-        shared = {k: v for k, v in self.loss_params.items() if k in main.params}
-        extra = sorted(
-            k
-            for k in self.loss_params
-            if k not in main.params and not any(k in m.params for m, _ in mixes)
+            mixes.append((m, float(w)))  # parameters resolved below
+        known = set(main.params).union(*(m.params for m, _ in mixes))
+        unknown = {k: v for k, v in self.loss_params.items() if k not in known}
+        if unknown:
+            main.resolve(unknown)  # raises, naming the unknown parameters
+        params = main.resolve({k: v for k, v in self.loss_params.items() if k in main.params})
+        # a mix-in reads the main loss's value of a parameter they share (beta) unless
+        # loss_params sets it
+        given = {**params, **self.loss_params}
+        return (
+            main,
+            params,
+            [
+                (m, w, m.resolve({k: v for k, v in given.items() if k in m.params}))
+                for m, w in mixes
+            ],
         )
-        if extra:
-            main.resolve({k: self.loss_params[k] for k in extra})  # raises naming the unknown names
-        return main, main.resolve(shared), mixes

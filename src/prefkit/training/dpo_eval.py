@@ -23,8 +23,7 @@ as in Chen et al.'s Def. 2.3 (``â‰¥``); the idealised accuracy uses the same ``â
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ import torch
 from torch import nn
 
 from prefkit.errors import PrefkitError
-from prefkit.training.logprobs import collate, sequence_logps
+from prefkit.training.logprobs import collate, eval_mode, sequence_logps
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -202,18 +201,6 @@ def list_metrics(
 
 
 # --- sampling and KL ------------------------------------------------------------------------
-@contextmanager
-def _eval_mode(*models: nn.Module) -> Iterator[None]:
-    modes = [m.training for m in models]
-    try:
-        for m in models:
-            m.eval()
-        yield
-    finally:
-        for m, mode in zip(models, modes, strict=True):
-            m.train(mode)
-
-
 def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
@@ -275,7 +262,7 @@ def sample_completions(
     for i, p in enumerate(prompts):
         by_len.setdefault(len(p), []).append(i)
     cuda = list(range(torch.cuda.device_count())) if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda), _eval_mode(model), torch.no_grad():
+    with torch.random.fork_rng(devices=cuda), eval_mode(model), torch.no_grad():
         torch.manual_seed(seed)
         for length, idx in sorted(by_len.items()):
             x = torch.tensor([list(prompts[i]) for i in idx], dtype=torch.long, device=dev)
@@ -334,7 +321,7 @@ def sampled_kl(
         pad_token_id=pad_token_id,
     )
     diffs = []
-    with _eval_mode(policy_model, ref_model), torch.no_grad():
+    with eval_mode(policy_model, ref_model), torch.no_grad():
         for s in range(0, len(prompts), batch_size):
             batch = collate(prompts[s : s + batch_size], comps[s : s + batch_size], pad_token_id)
             lp = sequence_logps(policy_model, batch.to(_device(policy_model)))

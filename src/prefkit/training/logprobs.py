@@ -24,7 +24,8 @@ go through the head in one piece with the model's scaling applied (still prefix-
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -251,6 +252,19 @@ def token_logps(
 
 
 # --- the transformer ------------------------------------------------------------------------
+@contextmanager
+def eval_mode(*models: nn.Module) -> Iterator[None]:
+    """Put ``models`` in eval mode for the block, restoring each one's mode after."""
+    modes = [m.training for m in models]
+    try:
+        for m in models:
+            m.eval()
+        yield
+    finally:
+        for m, mode in zip(models, modes, strict=True):
+            m.train(mode)
+
+
 def base_model(model: Any) -> Any:
     """The transformers model under any PEFT wrapper."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
