@@ -10,7 +10,8 @@ folder, on the same synthetic pairs, in the same order, with the same settings:
   loads them from there (SDPA attention).
 - data: ``--pairs`` pairs of random token ids (seeded), every prompt ``--prompt-len`` (256) and
   every completion ``--completion-len`` (384) tokens; ids avoid pad (0) and eos (1), and each
-  completion ends with eos. TRL 1.16 re-tokenises its text columns, so it gets text in a
+  completion ends with eos; chosen completions draw from the lower half of the vocabulary,
+  rejected ones from the upper half (a planted preference, so the losses move). TRL 1.16 re-tokenises its text columns, so it gets text in a
   word-level vocabulary ``"<|pad|>", "<|eos|>", "t2" .. "t{V-1}"`` that maps back to exactly
   these ids; the runner checks TRL's tokenised columns against the ids before training.
 - training: ``--batch`` (8) pairs a step, no gradient accumulation, AdamW at ``--lr`` (1e-6;
@@ -21,8 +22,12 @@ folder, on the same synthetic pairs, in the same order, with the same settings:
   logging integrations.
 
 Methods (``--methods``, comma-separated; each runs in its own fresh subprocess):
-    prefkit          prefkit's DPO trainer (``run_prefkit``)
-    trl              TRL ``DPOTrainer``, default config (reference model kept in memory)
+    prefkit          prefkit's DPO trainer (``run_prefkit``): prompt shared, SDPA
+    prefkit_compile  the same with ``--compile`` (decoder layers compiled)
+    prefkit_flex     the same with FlexAttention for the shared-prompt mask
+    prefkit_noshare  prefkit without prompt sharing (each prompt + completion its own row)
+    trl              TRL ``DPOTrainer``, default config but no gradient checkpointing
+                     (reference model kept in memory)
     trl_precompute   the same with ``precompute_ref_log_probs=True`` (one reference pass over the
                      data before training, timed and reported apart from the training steps)
 
@@ -183,12 +188,6 @@ def ids_to_text(ids: np.ndarray) -> str:
 
 
 # ---------------------------------------------------------------- measuring
-
-
-def cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def sync() -> None:

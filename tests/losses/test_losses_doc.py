@@ -17,12 +17,15 @@ def test_doc_table_equals_generated_table() -> None:
     assert pasted == losses_table_markdown()
 
 
-def test_doc_has_a_section_with_the_formula_of_every_loss() -> None:
+def test_doc_has_a_section_with_the_registry_text_of_every_loss() -> None:
     text = DOC.read_text(encoding="utf-8")
     for name, loss in all_losses().items():
         section = text.split(f"\n## `{name}`\n", 1)[1].split("\n## ", 1)[0]
         assert loss.formula in section
         assert loss.paper in section
+        assert loss.summary in section
+        if loss.notes:
+            assert loss.notes in section
 
 
 def test_table_has_one_row_per_loss() -> None:

@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from prefkit.errors import PrefkitError
 from prefkit.training.dpo import DPOTrainer, load_policy, load_tokenizer, plan
 from prefkit.training.dpo_config import DPOConfig
 from prefkit.training.groups import Groups
-from prefkit.training.synthetic import KnownRewardTask, make_pairs, mean_true_reward
+from prefkit.training.synthetic import (
+    known_reward_experiment,
+)
 
 LOG2 = math.log(2.0)
 
@@ -262,7 +263,7 @@ def test_nll_mixin_adds_its_weighted_term(
 
 
 def test_objective_and_config_errors(
-    tmp_path: Path, make_lm: Any, make_groups: Any, make_config: Any
+    tmp_path: Path, make_lm: Any, make_groups: Any, make_config: Any, logps_of: Any
 ) -> None:
     g = make_groups(4)
     bad_objectives: list[tuple[dict[str, Any], str]] = [
@@ -295,35 +296,23 @@ def test_objective_and_config_errors(
         with pytest.raises(PrefkitError, match="preference probability"):
             DPOTrainer(make_config(tmp_path, loss=loss), model=make_lm(0)).fit(gaps)
     t = DPOTrainer(make_config(tmp_path, "gaps"), model=make_lm(0)).fit(gaps, gaps)
-    assert 0.0 <= t.evals_[-1]["idealized_ranking_accuracy"] <= 1.0
+    # α = 1 (rows 0, 1 read as 1, 3) always ranks right; α = ½ (row 2) follows the reference
+    ref = logps_of(make_lm(0), gaps)
+    want = (3 + float(ref[2, 0] >= ref[2, 1])) / 4
+    assert t.evals_[-1]["idealized_ranking_accuracy"] == pytest.approx(want)
     empty = Groups([], [], [])
     with pytest.raises(PrefkitError, match="no training examples"):
         DPOTrainer(make_config(tmp_path), model=make_lm(0)).fit(empty)
 
 
 # --- 8. the known-reward task ----------------------------------------------------------------
-def test_dpo_raises_the_true_reward_of_its_own_samples(
-    tmp_path: Path, make_lm: Any, make_config: Any
-) -> None:
-    """Offline DPO on pairs of the model's own samples, labelled by a Bradley-Terry draw on
-    the known reward, raises the reward of fresh samples (τ = 0.05: nearly clean labels).
-    Settings checked on seeds 0-7: the gain was +0.29 to +0.52 from ~0.5 (lr 1e-2, β 0.5)."""
-    seed = 0
-    task = KnownRewardTask(64, good_fraction=0.5, seed=seed)
-    model = make_lm(seed)
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        nn.init.normal_(model.lm_head.weight, std=0.3)  # a peaked, non-uniform start
-    rng = np.random.default_rng(seed)
-    prompts = [rng.integers(0, 64, size=3).tolist() for _ in range(32)]
-    g = make_pairs(task, model, prompts, per_prompt=4, max_new_tokens=8, tau=0.05, seed=seed)
-    kw: dict[str, Any] = dict(samples=8, max_new_tokens=8, seed=100)
-    before = mean_true_reward(task, model, prompts, **kw)
-    cfg = make_config(tmp_path, batch_size=16, epochs=4, lr=1e-2, loss_params={"beta": 0.5})
-    t = DPOTrainer(cfg, model=model).fit(g)
-    after = mean_true_reward(task, t.model_, prompts, **kw)
-    assert 30 <= len(t.history_) <= 50
-    assert after > before + 0.2, (before, after)
+def test_dpo_raises_the_true_reward_of_its_own_samples(tmp_path: Path) -> None:
+    """Offline DPO on pairs of a tiny Llama's own samples, labelled by a Bradley-Terry draw
+    on the known reward, raises the reward of fresh samples (the experiment the docs and
+    demo step 8c quote: 0.465 -> 0.845 on seed 0)."""
+    r = known_reward_experiment(seed=0, output_dir=str(tmp_path))
+    assert 30 <= r["steps"] <= 50
+    assert r["reward_after"] > r["reward_before"] + 0.2, r
 
 
 # --- 9. evaluation ---------------------------------------------------------------------------

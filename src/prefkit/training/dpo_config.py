@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from prefkit.errors import PrefkitError
+from prefkit.training.tokenize import CHAT_TEMPLATE_MODES, ON_PROBLEM
 from prefkit.views import ANNOTATORS, PAIR_STRATEGIES, TIES
 
 if TYPE_CHECKING:
@@ -69,11 +70,11 @@ class DPOConfig:
     )
     chat_template: str = field(
         default="auto",
-        metadata={"help": "apply the tokenizer's chat template", "choices": ("auto", "on", "off")},
+        metadata={"help": "apply the tokenizer's chat template", "choices": CHAT_TEMPLATE_MODES},
     )
     on_problem: str = field(
         default="error",
-        metadata={"help": "broken pairs in the pre-flight", "choices": ("error", "drop", "fix")},
+        metadata={"help": "broken pairs in the pre-flight", "choices": ON_PROBLEM},
     )
     ties: str = field(default="drop", metadata={"help": "tie judgments", "choices": TIES})
     annotators: str = field(

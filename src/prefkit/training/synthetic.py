@@ -217,6 +217,7 @@ def known_reward_experiment(
     after = mean_true_reward(task, trainer.model_, prompts, samples=8, seed=seed + 1, **kw)
     return {
         "pairs": float(len(pairs)),
+        "steps": float(len(trainer.history_)),
         "reward_before": before,
         "reward_after": after,
         "loss_first": trainer.history_[0].loss,
