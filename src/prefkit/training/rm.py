@@ -64,15 +64,10 @@ class TrainConfig:
         return asdict(self)
 
 
-def uses_ties(head: Head) -> bool:
-    """Whether the head's loss reads tie judgments (``ties``, ``bt`` with ties=half)."""
-    return head.predicts_ties or head.hparams.get("ties") == "half"
-
-
 def n_examples(head: Head, data: PrefData) -> int:
     """Training examples of the head's kind in ``data`` (ties only for heads that read them)."""
     if head.kind == "pairs":
-        return len(data.pairs) if uses_ties(head) else int((data.pairs.outcome != 0).sum())
+        return len(data.pairs) if head.reads_ties else int((data.pairs.outcome != 0).sum())
     if head.kind == "lists":
         return data.lists.n_lists
     return int((~np.isnan(data.attributes)).any(axis=1).sum())
@@ -131,7 +126,7 @@ def examples_in(batch: Any, head: Head) -> int:
     """Judgments the head's loss reads, lists or items in a batch (the weight of its
     loss in the epoch mean)."""
     if isinstance(batch, PairBatch):
-        return len(batch.outcome) if uses_ties(head) else int((batch.outcome != 0).sum())
+        return len(batch.outcome) if head.reads_ties else int((batch.outcome != 0).sum())
     if isinstance(batch, ListBatch):
         return int(batch.list_id.max()) + 1 if len(batch.list_id) else 0
     return len(batch.x)
@@ -166,7 +161,7 @@ def train(
         n = n_examples(head, data)
         if n == 0:
             need = {
-                "pairs": "judgments" if uses_ties(head) else "decisive (non-tie) judgments",
+                "pairs": "judgments" if head.reads_ties else "decisive (non-tie) judgments",
                 "lists": "rankings",
                 "items": "attribute ratings",
             }[head.kind]
@@ -223,7 +218,7 @@ def train(
         backbone.eval()
         with torch.no_grad():
             used = torch.from_numpy(data.items())
-            head.finish(features_of(backbone, used, config.batch_size))
+            head.finish(lambda: features_of(backbone, used, config.batch_size))
         return history
 
 

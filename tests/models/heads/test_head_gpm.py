@@ -120,7 +120,7 @@ def test_reward_is_mean_score_against_training_items() -> None:
     x, train = torch.randn(7, 6), torch.randn(30, 6)
     with torch.no_grad():
         assert torch.equal(head.reward(x), torch.zeros(7))  # before finish()
-        head.finish(train)
+        head.finish(lambda: train)
         # bilinearity: s(x, mean v) = mean over training items y of s(x, y)
         pairwise = torch.stack([head.score(x, y.expand(7, 6)) for y in train]).mean(0)
         torch.testing.assert_close(head.reward(x), pairwise, atol=1e-6, rtol=0)

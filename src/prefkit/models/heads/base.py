@@ -18,7 +18,7 @@ declares its hyper-parameters in ``params`` (name -> :class:`HeadParam`), its pa
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,11 +33,13 @@ KINDS = ("pairs", "lists", "items")
 
 @dataclass(frozen=True)
 class HeadParam:
-    """One hyper-parameter of a head: its type, default and help text."""
+    """One hyper-parameter of a head: its type, default, help text and, for a string
+    parameter with a fixed set of values, its ``choices``."""
 
     type: type
     default: Any
     help: str
+    choices: tuple[str, ...] = ()
 
     def parse(self, head: str, name: str, value: Any) -> Any:
         if isinstance(value, str) and self.type is not str:
@@ -51,6 +53,10 @@ class HeadParam:
                 raise PrefkitError(
                     f"head {head!r}: parameter {name!r} must be a {self.type.__name__}, got {value!r}"
                 ) from None
+        if self.choices and value not in self.choices:
+            raise PrefkitError(
+                f"head {head!r}: {name} must be one of {', '.join(self.choices)}, got {value!r}"
+            )
         return self.type(value)
 
 
@@ -123,8 +129,14 @@ class Head(nn.Module):
         """Mean training loss of one batch of this head's ``kind``."""
         raise NotImplementedError
 
-    def finish(self, x: Tensor) -> None:
-        """Called once after training with the training items' features (default: nothing)."""
+    @property
+    def reads_ties(self) -> bool:
+        """Whether the training loss reads tie judgments (else they are skipped)."""
+        return self.predicts_ties
+
+    def finish(self, features: Callable[[], Tensor]) -> None:
+        """Called once after training; ``features()`` computes the training items' features
+        (a full backbone pass, so only heads that need them call it; default: nothing)."""
 
     def config(self) -> dict[str, Any]:
         return {

@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prefkit.errors import PrefkitError
 from prefkit.models.heads.base import Head, HeadParam, PairBatch, register
 
 
@@ -76,15 +75,19 @@ class BradleyTerry(Head):
         **MLP_PARAMS,
         "margin": HeadParam(float, 0.0, "Llama-2 margin: subtract margin * strength"),
         "center": HeadParam(float, 0.0, "reward-centring penalty weight on (r_a + r_b)^2"),
-        "ties": HeadParam(str, "skip", "tie judgments: skip, or half (target 0.5)"),
+        "ties": HeadParam(
+            str, "skip", "tie judgments: skip, or half (target 0.5)", choices=("skip", "half")
+        ),
     }
 
     def __init__(self, dim: int, **kw: object) -> None:
         super().__init__(dim, **kw)  # type: ignore[arg-type]
         hp = self.hparams
-        if hp["ties"] not in ("skip", "half"):
-            raise PrefkitError(f"head 'bt': ties must be 'skip' or 'half', got {hp['ties']!r}")
         self.net = scorer(dim, hp["hidden"], 1, hp["dropout"])
+
+    @property
+    def reads_ties(self) -> bool:
+        return bool(self.hparams["ties"] == "half")
 
     def reward(self, x: Tensor, annotator: Tensor | None = None) -> Tensor:
         return self.net(x).squeeze(-1)

@@ -33,7 +33,7 @@ Ties are left out of the loss.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 import torch
@@ -127,8 +127,9 @@ class GeneralPreference(Head):
         s = self.score(batch.xa, batch.xb)  # (B,)
         return weighted_mean(bce_logits(s, target), weight)
 
-    def finish(self, x: Tensor) -> None:
-        """Store the mean preference embedding of the training responses ``x`` ``(N, D)``."""
+    def finish(self, features: Callable[[], Tensor]) -> None:
+        """Store the mean preference embedding of the training responses."""
+        x = features()
         if len(x):
             with torch.no_grad():
                 self.v_mean.copy_(self.embed(x).mean(0))

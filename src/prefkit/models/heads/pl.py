@@ -38,7 +38,6 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from prefkit.errors import PrefkitError
 from prefkit.models.heads.base import Head, HeadParam, ListBatch, register
 from prefkit.models.heads.bt import MLP_PARAMS, scorer
 
@@ -113,14 +112,14 @@ class PlackettLuce(Head):
     params: ClassVar[Mapping[str, HeadParam]] = {
         **MLP_PARAMS,
         "normalize": HeadParam(bool, False, "divide each list's loss by its items - 1"),
-        "ties": HeadParam(str, "exclude", "tied tiers: exclude tier-mates, or breslow"),
+        "ties": HeadParam(
+            str, "exclude", "tied tiers: exclude tier-mates, or breslow", choices=TIES
+        ),
     }
 
     def __init__(self, dim: int, **kw: object) -> None:
         super().__init__(dim, **kw)  # type: ignore[arg-type]
         hp = self.hparams
-        if hp["ties"] not in TIES:
-            raise PrefkitError(f"head 'pl': ties must be one of {TIES}, got {hp['ties']!r}")
         self.net = scorer(dim, hp["hidden"], 1, hp["dropout"])
 
     def reward(self, x: Tensor, annotator: Tensor | None = None) -> Tensor:

@@ -63,21 +63,21 @@ class RobustBT(Head):
     params: ClassVar[Mapping[str, HeadParam]] = {
         **MLP_PARAMS,
         "flip_rate": HeadParam(float, -1.0, "label flip rate in [0, 0.5); -1 = learn it"),
-        "loss": HeadParam(str, "forward", "forward (corrected likelihood) or unbiased"),
+        "loss": HeadParam(
+            str, "forward", "forward (corrected likelihood) or unbiased", choices=LOSSES
+        ),
     }
 
     def __init__(self, dim: int, **kw: object) -> None:
         super().__init__(dim, **kw)  # type: ignore[arg-type]
         hp = self.hparams
-        eps, loss = hp["flip_rate"], hp["loss"]
-        if loss not in LOSSES:
-            raise PrefkitError(f"head 'robust': loss must be one of {LOSSES}, got {loss!r}")
+        eps = hp["flip_rate"]
         self.learn_eps = eps == -1.0
         if not self.learn_eps and not 0.0 <= eps < 0.5:
             raise PrefkitError(
                 f"head 'robust': flip_rate must be in [0, 0.5), or -1 to learn it; got {eps!r}"
             )
-        if loss == "unbiased" and self.learn_eps:
+        if hp["loss"] == "unbiased" and self.learn_eps:
             raise PrefkitError(
                 "head 'robust': loss=unbiased needs a known flip rate: set flip_rate in [0, 0.5)"
             )
