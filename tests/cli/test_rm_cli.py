@@ -214,6 +214,10 @@ def test_cross_validation_beats_chance(dataset_dir, tmp_path):
             ["rm", "score", "{ds}", "--model", "{ds}", "--out", "{tmp}/s"],
             "not a prefkit reward model",
         ),
+        (
+            ["rm", "eval", "{ds}", "--model", "{ds}", "--head", "ties", "--param", "nu_init=3"],
+            "rm eval --model: --head, --param set how a model is trained",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error(dataset_dir, tmp_path, args, message):

@@ -316,6 +316,19 @@ def eval_cmd(
         raise PrefkitError(
             "rm eval needs either --model CHECKPOINT or --folds K (cross-validation)"
         )
+    if model_path:
+        ctx = click.get_current_context()
+        given = [
+            "--" + name.replace("_", "-").removesuffix("s" if name == "params" else "")
+            for name in o
+            if name != "cache_dir"
+            and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        ]
+        if given:
+            raise PrefkitError(
+                f"rm eval --model: {', '.join(given)} set how a model is trained; the "
+                "checkpoint keeps its own settings (drop them, or use --folds K)"
+            )
     console = Console()
     with _bars(not quiet and sys.stderr.isatty()) as bar:
         if model_path:
