@@ -64,7 +64,7 @@ def test_no_cache_writes_nothing(fake_encoder, model_dir, tmp_path):
     assert not (tmp_path / "c").exists()
 
 
-def test_cache_lookup_and_merge(tmp_path):
+def test_cache_written_by_one_instance_is_read_by_another(tmp_path):
     cache = EmbeddingCache(tmp_path, "k")
     keys = text_keys(["x", "y"])
     cache.add(keys, np.eye(2, dtype=np.float32))
@@ -72,6 +72,12 @@ def test_cache_lookup_and_merge(tmp_path):
     assert found.tolist() == [True, False, True]
     assert rows.tolist() == [[0, 1], [1, 0]]
     assert len(text_keys(["x"])[0]) == 16
+    # a second shard: a lookup gathers rows from both, in the order asked
+    cache.add(text_keys(["w"]), np.array([[5.0, 6.0]], dtype=np.float32))
+    found, rows = EmbeddingCache(tmp_path, "k").lookup(text_keys(["w", "q", "x", "y"]))
+    assert found.tolist() == [True, False, True, True]
+    assert rows.tolist() == [[5, 6], [1, 0], [0, 1]]
+    assert EmbeddingCache(tmp_path, "k").lookup(text_keys([]))[1] is None
 
 
 def test_frozen_backbone_rebinding_the_same_texts_encodes_nothing(fake_encoder, model_dir):

@@ -84,39 +84,37 @@ def text_keys(texts: Sequence[str]) -> np.ndarray:
 
 
 class EmbeddingCache:
-    """Rows already encoded by one encoder (see the module docstring for the layout)."""
+    """Rows already encoded by one encoder (see the module docstring for the layout).
+
+    Nothing is held in memory: :meth:`lookup` reads each shard's keys and loads the
+    vectors only of shards that hold some of the requested texts; :meth:`add` writes one
+    new shard.
+    """
 
     def __init__(self, root: Path, key: str):
         self.dir = Path(root) / key
-        self._keys = np.empty(0, dtype="S16")
-        self._vecs: np.ndarray | None = None
-        self._load()
-
-    def _load(self) -> None:
-        keys, vecs = [], []
-        for shard in sorted(self.dir.glob("shard-*.npz")):
-            with np.load(shard) as z:
-                keys.append(z["keys"])
-                vecs.append(z["vecs"])
-        if keys:
-            k = np.concatenate(keys)
-            v = np.concatenate(vecs)
-            self._keys, first = np.unique(k, return_index=True)
-            self._vecs = v[first]
-
-    def __len__(self) -> int:
-        return len(self._keys)
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``(found, rows)``: a mask over ``keys`` and the cached rows of the found ones."""
-        if self._vecs is None or len(keys) == 0:
-            return np.zeros(len(keys), dtype=bool), None
-        pos = np.clip(np.searchsorted(self._keys, keys), 0, len(self._keys) - 1)
-        found = self._keys[pos] == keys
-        return found, self._vecs[pos[found]]
+        found = np.zeros(len(keys), dtype=bool)
+        rows: np.ndarray | None = None
+        for shard in sorted(self.dir.glob("shard-*.npz")) if len(keys) else []:
+            with np.load(shard) as z:
+                stored = z["keys"]
+                hit = ~found & np.isin(keys, stored)
+                if not hit.any():
+                    continue
+                order = np.argsort(stored)
+                src = order[np.searchsorted(stored[order], keys[hit])]
+                vecs = z["vecs"]
+                if rows is None:
+                    rows = np.empty((len(keys), vecs.shape[1]), dtype=np.float32)
+                rows[hit] = vecs[src]
+                found |= hit
+        return found, None if rows is None else rows[found]
 
     def add(self, keys: np.ndarray, vecs: np.ndarray) -> None:
-        """Write one shard (atomically) and merge it into the in-memory index."""
+        """Write one shard, atomically."""
         if len(keys) == 0:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -124,10 +122,6 @@ class EmbeddingCache:
         tmp = self.dir / f".{name}.tmp.npz"
         np.savez(tmp, keys=keys, vecs=vecs.astype(np.float32))
         os.replace(tmp, self.dir / f"{name}.npz")
-        k = np.concatenate([self._keys, keys])
-        v = vecs if self._vecs is None else np.concatenate([self._vecs, vecs])
-        self._keys, first = np.unique(k, return_index=True)
-        self._vecs = v[first]
 
 
 def embed(
