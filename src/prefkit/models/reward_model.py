@@ -211,17 +211,24 @@ class RewardModel:
         return torch.tensor([known.get(names[i], -1) for i in annotator], dtype=torch.long)
 
     @torch.no_grad()
-    def rewards(self, data: Dataset | PrefData, progress: Any = None) -> np.ndarray:
+    def rewards(
+        self, data: Dataset | PrefData, progress: Any = None, x: torch.Tensor | None = None
+    ) -> np.ndarray:
         """One scalar reward per response of ``data`` (the population reward for
-        per-annotator heads)."""
+        per-annotator heads); ``x``: the responses' features when already computed."""
         data = self.prepare(data)
-        x = self.features(data, progress=progress)
+        x = self.features(data, progress=progress) if x is None else x
         return self.head_.reward(x).double().numpy()
 
     @torch.no_grad()
-    def pair_features(self, data: PrefData, pairs: Pairs) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features of both sides of each judgment ``((n, D), (n, D))``; each distinct
-        response goes through the backbone once."""
+    def pair_features(
+        self, data: PrefData, pairs: Pairs, x: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features of both sides of each judgment ``((n, D), (n, D))``, taken from ``x``
+        (every response's features) when given; else each distinct judged response goes
+        through the backbone once."""
+        if x is not None:
+            return x[torch.from_numpy(pairs.a)], x[torch.from_numpy(pairs.b)]
         items, inv = np.unique(np.concatenate([pairs.a, pairs.b]), return_inverse=True)
         x = self.features(data, items)
         n = len(pairs)
@@ -229,12 +236,12 @@ class RewardModel:
 
     @torch.no_grad()
     def pair_probs(
-        self, data: PrefData, pairs: Pairs | None = None
+        self, data: PrefData, pairs: Pairs | None = None, x: torch.Tensor | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(P(a ≻ b | decisive), P(tie))`` for each judgment, with annotator-specific
-        preferences where the head has them."""
+        preferences where the head has them (``x`` as in :meth:`pair_features`)."""
         pairs = data.pairs if pairs is None else pairs
-        xa, xb = self.pair_features(data, pairs)
+        xa, xb = self.pair_features(data, pairs, x)
         ann = self.annotator_index(data, pairs.annotator) if self.head_.per_annotator else None
         p = self.head_.prob(xa, xb, ann).double().numpy()
         t = self.head_.tie_prob(xa, xb, ann).double().numpy()

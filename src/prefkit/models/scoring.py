@@ -49,12 +49,13 @@ def score_dataset(
             f"column prefix {prefix!r} must be a plain identifier (letters, digits, _)"
         )
     data = from_dataset(ds, prompt_chars=model.prompt_chars)
-    rewards = model.rewards(data, progress=progress)
+    x = model.features(data, progress=progress)  # one backbone pass for rewards and pairs
+    rewards = model.rewards(data, x=x)
     responses = _set(ds.responses, prefix, pa.array(rewards, pa.float64()))
     tables = {"responses": responses}
     if len(data.pairs):
         p = data.pairs
-        prob, _ = model.pair_probs(data)
+        prob, _ = model.pair_probs(data, x=x)
         margin = rewards[p.a] - rewards[p.b]
         agrees = pa.array(
             np.where(prob == 0.5, False, (prob > 0.5) == (p.outcome > 0)), mask=p.outcome == 0

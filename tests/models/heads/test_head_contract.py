@@ -78,6 +78,9 @@ def test_fits_a_planted_reward_and_round_trips(name, tmp_path):
         p, t = model.pair_probs(data)
         p2, t2 = again.pair_probs(data)
         assert np.allclose(p, p2, atol=1e-6) and np.allclose(t, t2, atol=1e-6)
+        # all responses' features, computed once (as rm score does), give the same answer
+        p3, t3 = model.pair_probs(data, x=model.features(data))
+        assert np.allclose(p, p3, atol=1e-6) and np.allclose(t, t3, atol=1e-6)
         assert ((p >= 0) & (p <= 1)).all() and ((t >= 0) & (t <= 1)).all()
 
 
