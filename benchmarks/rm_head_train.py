@@ -25,7 +25,6 @@ seconds; held-out accuracy on decisive held-out pairs; ratio = seconds / sklearn
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 
@@ -57,17 +56,9 @@ def planted(n: int, dim: int, pairs: int, held: int, scale: float, seed: int):
 
 
 def pair_heads() -> list[str]:
-    try:
-        from prefkit.models.heads.base import HEAD_MODULES, HEADS
-    except Exception as exc:  # pragma: no cover - framework broken
-        log(f"cannot import the head registry: {exc}")
-        return ["bt"]
-    for module in HEAD_MODULES:
-        try:
-            importlib.import_module(f"prefkit.models.heads.{module}")
-        except Exception as exc:
-            log(f"skip head module {module}: {type(exc).__name__}: {exc}")
-    names = [name for name, cls in HEADS.items() if cls.kind == "pairs"]
+    from prefkit.models.heads.base import load_heads
+
+    names = [name for name, cls in load_heads().items() if cls.kind == "pairs"]
     return sorted(names, key=lambda n: (n != "bt", n))
 
 

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from prefkit.dataset import Dataset
 from prefkit.engine import scalar
 from prefkit.errors import PrefkitError
-from prefkit.views import connect_tables, messages_text, prompt_text
+from prefkit.views import connect_tables, messages_text, prompt_text, ranking_tiers
 
 #: Characters of the prompt kept before the response (its end, where the question is).
 PROMPT_CHARS = 600
@@ -320,10 +320,8 @@ def _is_none(values: np.ndarray) -> np.ndarray:
 
 def _lists(con: Any, index: dict[str, int], pindex: dict[str, int]) -> Lists:
     t = con.sql(
-        """SELECT ranking_id, prompt_id, unnest(ids) AS response_id, tier
-           FROM (SELECT ranking_id, prompt_id, __ord, unnest(tiers) AS ids,
-                        generate_subscripts(tiers, 1) AS tier FROM _rankings)
-           ORDER BY __ord, tier"""
+        f"""SELECT group_id AS ranking_id, prompt_id, response_id, tier
+            FROM ({ranking_tiers()}) ORDER BY __ord, tier"""
     ).to_arrow_table()
     rid = t.column("ranking_id").to_numpy(zero_copy_only=False)
     _, list_id = np.unique(rid, return_inverse=True)
