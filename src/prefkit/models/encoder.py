@@ -52,13 +52,12 @@ from typing import Any
 import numpy as np
 
 from prefkit.errors import PrefkitError
-from prefkit.models.features import EncoderSpec, default_cache_root
+from prefkit.models.features import EncoderSpec, default_cache_root, embed_extra_error
 
 Encoder = Callable[[Sequence[str]], np.ndarray]
 QUANTIZE = ("none", "int8", "onnx-int8", "bf16")
 #: Version of the ONNX conversion recipe (bump to invalidate converted models on disk).
 ONNX_FORMAT = 2
-_EMBED_HINT = "frozen features need the embed extra: pip install 'prefkit[embed]'"
 
 
 def load_encoder(spec: EncoderSpec, *, cache_root: str | Path | None = None) -> Encoder:
@@ -134,12 +133,11 @@ def _sentence_transformer(spec: EncoderSpec) -> Any:
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        raise PrefkitError(_EMBED_HINT) from None
-    from transformers.utils import logging as hf_logging
+        raise embed_extra_error("frozen features") from None
+    from prefkit.models.finetune import quiet_transformers
 
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    model = SentenceTransformer(spec.resolved_path(), device="cpu")
+    with quiet_transformers():
+        model = SentenceTransformer(spec.resolved_path(), device="cpu")
     model.max_seq_length = spec.max_length
     return model.eval()
 

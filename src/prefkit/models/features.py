@@ -43,16 +43,7 @@ class EncoderSpec:
     batch_size: int = 32
 
     def resolved_path(self) -> str:
-        if self.path:
-            return self.path
-        from prefkit.diagnostics.embed import default_model_path
-
-        try:
-            return default_model_path()
-        except ImportError:
-            raise PrefkitError(
-                "frozen features need the embed extra: pip install 'prefkit[embed]'"
-            ) from None
+        return self.path or default_encoder_path("frozen features")
 
     def key(self) -> str:
         """Cache key: the spec plus the model files' names, sizes and mtimes (a hub id
@@ -69,6 +60,22 @@ class EncoderSpec:
             [os.path.abspath(path) if p.exists() else path, asdict(self) | {"path": None}, files]
         )
         return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
+
+
+def embed_extra_error(what: str, alternative: str = "") -> PrefkitError:
+    """The error for ``what`` when the ``embed`` extra is missing."""
+    return PrefkitError(f"{what} needs the embed extra: pip install 'prefkit[embed]'{alternative}")
+
+
+def default_encoder_path(what: str, alternative: str = "") -> str:
+    """The packaged all-MiniLM-L6-v2 (``PREFKIT_ENCODER`` overrides it), or a clear error
+    naming ``what`` needed it."""
+    from prefkit.diagnostics.embed import default_model_path
+
+    try:
+        return default_model_path()
+    except ImportError:
+        raise embed_extra_error(what, alternative) from None
 
 
 def default_cache_root() -> Path:

@@ -39,6 +39,7 @@ from torch import Tensor
 
 from prefkit.errors import PrefkitError
 from prefkit.models.backbones import Backbone, Progress, truncation_line
+from prefkit.models.features import default_encoder_path
 
 POOLING = {"encoder": "mean", "causal": "last"}
 #: Texts per forward pass when no gradient is needed (prediction, ``finish``).
@@ -91,15 +92,7 @@ def transformer_dir(path: str) -> str:
 
 def default_path() -> str:
     """The packaged all-MiniLM-L6-v2 (``PREFKIT_ENCODER`` overrides it)."""
-    from prefkit.diagnostics.embed import default_model_path
-
-    try:
-        return default_model_path()
-    except ImportError:
-        raise PrefkitError(
-            "backbone 'encoder' without a path needs the embed extra: "
-            "pip install 'prefkit[embed]' (or pass encoder:PATH)"
-        ) from None
+    return default_encoder_path("backbone 'encoder' without a path", " (or pass encoder:PATH)")
 
 
 class FinetunedBackbone(Backbone):
